@@ -1,0 +1,479 @@
+"""Title search over a large synthetic catalog, on SQLite and PostgreSQL, in one run.
+
+For each database: `GET /api/v1/titles` served by gunicorn (the same server as production,
+`wsgi:app`), the raw SQL of the same search run straight through the DB-API driver, and a bare
+Flask route under gunicorn as the floor of any request. Requests are sequential (one client):
+these are latencies, not throughput. The catalog comes from `catalog.generate` and is loaded
+with Core bulk inserts; the database keeps the full-text index itself (migration 0005).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from sqlalchemy import Engine, Select, create_engine, func, insert, make_url, select, text
+from sqlalchemy.exc import OperationalError
+
+from catalog.generate import generate_catalog
+from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
+from catalog.search import (
+    BROAD_TEXT_MATCHES,
+    CURSOR_SCOPE,
+    TitleSearch,
+    search_statement,
+    text_match_probe,
+)
+from marketplace import migrations
+from marketplace.accounts.principal import Principal
+from marketplace.core.db import make_engine, make_session_factory, utcnow
+from marketplace.core.ids import new_id
+from marketplace.core.pagination import CursorCodec
+
+SEED = 20261123
+SECRET = "bench-search-secret-key-0123456789abcdef"
+PAGE_SIZE = 50
+DEEP_PAGE = 200
+STUDIOS = 2
+DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+GOAL_P95_MS = 25.0
+
+# Full text plus two filters, as a developer (the marketplace's buyer) asks: a broad query
+# that has a page 200, and a narrow one whose few matches lie far apart in id order.
+SCENARIOS: dict[str, dict[str, Any]] = {
+    "broad_words_use_territory": {"q": "the", "permitted_use": "train", "territory": "US"},
+    "narrow_words_genre_language": {"q": "lighthouse", "genre": "drama", "language": "en"},
+}
+
+
+@dataclass
+class Rows:
+    """The catalog as table rows, built once and loaded into each database."""
+
+    titles: list[dict[str, Any]] = field(default_factory=list)
+    genres: list[dict[str, Any]] = field(default_factory=list)
+    grants: list[dict[str, Any]] = field(default_factory=list)
+    terms: list[dict[str, Any]] = field(default_factory=list)
+
+    def for_studios(self, studio_ids: list[str]) -> Rows:
+        """The same rows owned by this database's studios (build_rows names them by number)."""
+
+        def owned(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [{**r, "studio_id": studio_ids[int(r["studio_id"])]} for r in rows]
+
+        return Rows(owned(self.titles), self.genres, owned(self.grants), self.terms)
+
+
+def build_rows(titles: int, studios: int) -> Rows:
+    """Turn one generated catalog per studio into rows (videos counted as ready)."""
+    rows = Rows()
+    now = utcnow()
+    per_studio = -(-titles // studios)
+    for number in range(studios):
+        studio_id = str(number)
+        count = min(per_studio, titles - number * per_studio)
+        by_external: dict[str, dict[str, Any]] = {}
+        for record in generate_catalog(count, SEED + number):
+            kind = record["type"]
+            if kind == "title":
+                parent = by_external.get(record.get("parent_external_id", ""))
+                row = {
+                    "id": new_id("ttl"),
+                    "studio_id": studio_id,
+                    "external_id": record["external_id"],
+                    "eidr_id": record.get("eidr_id"),
+                    "kind": record["kind"],
+                    "parent_id": parent["id"] if parent else None,
+                    "root_id": (parent["root_id"] or parent["id"]) if parent else None,
+                    "name": record["name"],
+                    "original_language": record["original_language"],
+                    "genres": record["genres"],
+                    "release_year": record["release_year"],
+                    "synopsis": record.get("synopsis"),
+                    "visibility": record["visibility"],
+                    "own_seconds": 0.0,
+                    "content_seconds": 0.0,
+                    "max_height": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                by_external[record["external_id"]] = row
+                rows.titles.append(row)
+                rows.genres += [{"title_id": row["id"], "genre": g} for g in record["genres"]]
+            elif kind == "asset" and record["kind"] == "video":
+                owner = by_external[record["title_external_id"]]
+                owner["max_height"] = max(owner["max_height"] or 0, record["height"])
+            elif kind == "rights":
+                owner = by_external[record["title_external_id"]]
+                grant_id = new_id("rgt")
+                rows.grants.append(
+                    {
+                        "id": grant_id,
+                        "title_id": owner["id"],
+                        "studio_id": studio_id,
+                        "external_id": record["external_id"],
+                        "territories": record["territories"],
+                        "start": date.fromisoformat(record["start"]),
+                        "end": date.fromisoformat(record["end"]),
+                        "permitted_uses": record["permitted_uses"],
+                        "exclusive_available": record["exclusive_available"],
+                        "created_at": now,
+                    }
+                )
+                rows.terms += [
+                    {"grant_id": grant_id, "territory": t, "use": u, "title_id": owner["id"]}
+                    for t in record["territories"]
+                    for u in record["permitted_uses"]
+                ]
+    return rows
+
+
+def load(engine: Engine, rows: Rows) -> None:
+    """Bulk-insert the rows in one transaction, then refresh the planner's statistics."""
+    batch = 5000
+    with engine.begin() as conn:
+        for model, data in (
+            (Title, rows.titles),
+            (TitleGenre, rows.genres),
+            (RightsGrant, rows.grants),
+            (RightsTerm, rows.terms),
+        ):
+            for start in range(0, len(data), batch):
+                conn.execute(insert(model), data[start : start + batch])
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE"))
+
+
+@dataclass(frozen=True)
+class Accounts:
+    developer: Principal
+    developer_key: str
+    studio_ids: list[str]
+
+
+def seed_accounts(url: str) -> Accounts:
+    from marketplace.demo import seed_demo_accounts
+
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            seeded = {
+                s.account.kind + ":" + s.account.org_name: s
+                for s in seed_demo_accounts(session, secret_key=SECRET)
+            }
+    finally:
+        engine.dispose()
+    developer = next(s for key, s in seeded.items() if key.startswith("developer:"))
+    studios = [s.organization_id for key, s in seeded.items() if key.startswith("studio:")]
+    principal = Principal(developer.user_id, developer.organization_id, "developer", "owner")
+    return Accounts(principal, developer.api_key, studios)
+
+
+# --- measuring -----------------------------------------------------------------------------
+
+
+def percentiles(latencies: list[float]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return {
+        "requests": len(ordered),
+        "p50_ms": round(pct(0.50), 3),
+        "p95_ms": round(pct(0.95), 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+    }
+
+
+def timed(call: Callable[[], object], duration: float) -> dict[str, Any]:
+    for _ in range(20):  # warm caches and connections
+        call()
+    latencies = []
+    deadline = time.perf_counter() + duration
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - start)
+    return percentiles(latencies)
+
+
+class RawSearch:
+    """The compiled SQL of one search page, run through the DB-API cursor alone.
+
+    On SQLite a words search is two statements, as in search_titles(): the capped count of
+    FTS matches, then the page query in the plan that count chooses.
+    """
+
+    def __init__(
+        self, engine: Engine, accounts: Accounts, params: dict[str, Any], after: str | None
+    ):
+        postgres = engine.dialect.name == "postgresql"
+        search = TitleSearch(**params)
+        probe = text_match_probe(search, postgres=postgres)
+        self.probe = _compile(engine, probe) if probe is not None else None
+        self.pages = {
+            broad: _compile(engine, page_statement(accounts, search, postgres, after, broad))
+            for broad in (False, True)
+        }
+        self.connection = engine.raw_connection()
+
+    def _run(self, compiled: tuple[str, Any]) -> list[Any]:
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(*compiled)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def __call__(self) -> list[Any]:
+        broad = False
+        if self.probe is not None:
+            broad = self._run(self.probe)[0][0] > BROAD_TEXT_MATCHES
+        return self._run(self.pages[broad])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _compile(engine: Engine, stmt: Select[Any]) -> tuple[str, Any]:
+    compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    sqlite = engine.dialect.name == "sqlite"
+    values = {
+        # SQLAlchemy's Date type binds ISO strings on SQLite; do as it does.
+        name: value.isoformat() if sqlite and isinstance(value, date) else value
+        for name, value in compiled.params.items()
+    }
+    positions = compiled.positiontup
+    return compiled.string, tuple(values[n] for n in positions) if positions else values
+
+
+class HttpGet:
+    """One keep-alive connection issuing the same GET."""
+
+    def __init__(self, port: int, path: str, headers: dict[str, str]) -> None:
+        self.path, self.headers = path, headers
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def __call__(self) -> bytes:
+        self.conn.request("GET", self.path, headers=self.headers)
+        response = self.conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"GET {self.path}: {response.status} {body[:300]!r}")
+        return body
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def page_statement(
+    accounts: Accounts, search: TitleSearch, postgres: bool, after: str | None, broad: bool
+) -> Select[Any]:
+    """The SELECT that paginate() runs for this page: filters, cursor, order, limit + 1."""
+    stmt = search_statement(
+        accounts.developer, search, postgres=postgres, today=utcnow().date(), broad_text=broad
+    )
+    if after is not None:
+        stmt = stmt.where(Title.id > after)
+    return stmt.order_by(Title.id).limit(PAGE_SIZE + 1)
+
+
+def bench_database(url: str, accounts: Accounts, port: int) -> dict[str, Any]:
+    engine = make_engine(url)
+    postgres = engine.dialect.name == "postgresql"
+    codec = CursorCodec(SECRET)
+    headers = {"Authorization": f"Bearer {accounts.developer_key}"}
+    results: dict[str, Any] = {}
+    try:
+        # The floor of any authenticated request on this database (key lookup, rate limit,
+        # transaction): what a search costs beyond its query and its 50 items.
+        me = HttpGet(port, "/api/v1/me", headers)
+        try:
+            results["baseline_get_me"] = timed(me, DURATION)
+        finally:
+            me.close()
+        for name, params in SCENARIOS.items():
+            scenario: dict[str, Any] = {"params": params}
+            ids = search_statement(
+                accounts.developer, TitleSearch(**params), postgres=postgres, today=utcnow().date()
+            ).with_only_columns(Title.id)
+            with engine.connect() as conn:
+                scenario["matches"] = conn.execute(
+                    select(func.count()).select_from(ids.subquery())
+                ).scalar_one()
+                # The last id of page 199: page 200's cursor.
+                deep_after = conn.execute(
+                    ids.order_by(Title.id).offset((DEEP_PAGE - 1) * PAGE_SIZE - 1).limit(1)
+                ).scalar_one_or_none()
+            for page, after in ((1, None), (DEEP_PAGE, deep_after)):
+                label = f"page_{page}"
+                if page > 1 and after is None:
+                    scenario[label] = None  # fewer matches than that many pages
+                    continue
+                query = {**params, "limit": PAGE_SIZE}
+                if after is not None:
+                    query["cursor"] = codec.encode(CURSOR_SCOPE, [after])
+                raw = RawSearch(engine, accounts, params, after)
+                api = HttpGet(port, "/api/v1/titles?" + urlencode(query), headers)
+                try:
+                    expected = [row[0] for row in raw()][:PAGE_SIZE]
+                    got = [item["id"] for item in json.loads(api())["items"]]
+                    if got != expected or not got:
+                        raise RuntimeError(f"{name} {label}: the API and the raw SQL disagree")
+                    scenario[label] = {
+                        "rows": len(got),
+                        "api": timed(api, DURATION),
+                        "raw_sql": timed(raw, DURATION),
+                    }
+                finally:
+                    raw.close()
+                    api.close()
+            results[name] = scenario
+    finally:
+        engine.dispose()
+    return results
+
+
+# --- databases and servers -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local server, dropped afterwards."""
+    name = f"clearcut_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield (
+                make_url(POSTGRES_ADMIN_URL)
+                .set(database=name)
+                .render_as_string(hide_password=False)
+            )
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+def server_env(url: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": url,
+        "SECRET_KEY": SECRET,
+        "LOG_LEVEL": "WARNING",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        # One client sends thousands of requests a minute: keep the limiter in the path (its
+        # cost is part of every request) but out of the way.
+        "RATE_LIMIT_PER_MINUTE": str(10**9),
+    }
+
+
+def one_database(url: str, rows: Rows) -> dict[str, Any]:
+    """Migrate, seed accounts, load the catalog, then time it under gunicorn."""
+    from bench.__main__ import gunicorn
+
+    started = time.perf_counter()
+    migrations.upgrade(url)
+    accounts = seed_accounts(url)
+    engine = make_engine(url)
+    try:
+        load(engine, rows.for_studios(accounts.studio_ids))
+    finally:
+        engine.dispose()
+    populated = time.perf_counter() - started
+    with gunicorn("wsgi:app", server_env(url)) as port:
+        scenarios = bench_database(url, accounts, port)
+    return {"populate_seconds": round(populated, 1), **scenarios}
+
+
+def verdicts(database: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
+    """Goal: p95 under 25 ms, and the API within 2x the raw query plus a bare route."""
+    out: dict[str, Any] = {}
+    for name, scenario in database.items():
+        if not isinstance(scenario, dict) or "params" not in scenario:
+            continue
+        for page in ("page_1", f"page_{DEEP_PAGE}"):
+            figures = scenario.get(page)
+            if not figures:
+                continue
+            api, raw = figures["api"], figures["raw_sql"]
+            budget = {q: 2 * raw[q] + bare[q] for q in ("p50_ms", "p95_ms")}
+            out[f"{name}.{page}"] = {
+                "p95_under_25ms": api["p95_ms"] < GOAL_P95_MS,
+                "api_within_2x_raw_plus_bare_p50": api["p50_ms"] <= budget["p50_ms"],
+                "api_within_2x_raw_plus_bare_p95": api["p95_ms"] <= budget["p95_ms"],
+                "api_minus_bare_over_raw_p50": round(
+                    (api["p50_ms"] - bare["p50_ms"]) / raw["p50_ms"], 2
+                )
+                if raw["p50_ms"]
+                else None,
+            }
+    return out
+
+
+def run(workdir: Path, *, titles: int) -> dict[str, Any]:
+    """Build a `titles`-title catalog on SQLite and PostgreSQL; time search API vs raw SQL."""
+    from bench.__main__ import gunicorn
+
+    started = time.perf_counter()
+    rows = build_rows(titles, STUDIOS)
+    report: dict[str, Any] = {
+        "titles": len(rows.titles),
+        "generate_seconds": round(time.perf_counter() - started, 1),
+        "server": "gunicorn wsgi:app (2 gthread workers x 4 threads), one sequential client",
+        "raw_sql": "the same compiled SQL through the DB-API cursor and fetchall, one connection",
+        "viewer": "a developer: words find listed titles; filters alone, listed and anonymized",
+        "page_size": PAGE_SIZE,
+        "seconds_per_figure": DURATION,
+        # Latency figures mean little on a busy machine: say how busy it was.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    with gunicorn("bench.bare_app:app", {}) as port:
+        bare_call = HttpGet(port, "/bare", {})
+        try:
+            bare = timed(bare_call, DURATION)
+        finally:
+            bare_call.close()
+    report["baseline_bare_flask_route"] = bare
+    report["sqlite"] = one_database(f"sqlite:///{workdir / 'search-bench.db'}", rows)
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_database())
+        except OperationalError as exc:
+            report["postgresql"] = {"skipped": f"PostgreSQL unreachable: {exc.orig}"}
+        else:
+            report["postgresql"] = one_database(url, rows)
+    report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    report["verdicts"] = {
+        name: verdicts(report[name], bare)
+        for name in ("sqlite", "postgresql")
+        if "skipped" not in report[name]
+    }
+    return report
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run(Path(tmp), titles=int(os.environ.get("BENCH_TITLES", "100000")))
+    json.dump(result, sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,1 @@
+"""Titles, assets, rights grants, talent and consents, import, search, clearance."""

@@ -1,0 +1,271 @@
+"""Assets: registration with a presigned upload, and completion once the store holds the bytes.
+
+The bytes never pass through the app. Registering an asset records what the studio declares
+(size, SHA-256) and signs both into a PUT URL, so the store itself refuses any other body;
+completing checks what the store then holds before the asset becomes `ready`.
+
+Decisions where API.md is silent:
+- The storage key is chosen by the server, under the studio's namespace:
+  `studios/{studio_id}/titles/{title_id}/{asset_id}[/{sanitized filename}]`.
+- `byte_size` is 1 byte to 5 GiB, the most one presigned PUT may carry on S3.
+- Completing a `ready` asset again is a no-op answered with the asset (safe to retry).
+- Developers see only `ready` assets of titles they can see, never a storage key or an upload.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from catalog.access import can_manage, get_managed_title, get_visible_title, visible_titles
+from catalog.codes import normalize_language
+from catalog.errors import StorageUnavailableError, UploadNotVerified
+from catalog.media import refresh_title_media
+from catalog.models import ASSET_KINDS, Asset, Title
+from marketplace.accounts.principal import Principal
+from marketplace.audit.service import record_event
+from marketplace.core.db import utcnow
+from marketplace.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from marketplace.core.ids import new_id
+from marketplace.core.storage import ObjectStorage, StorageUnavailable, upload_headers
+
+MAX_BYTE_SIZE = 5 * 1024**3  # S3's limit for a single PUT
+MAX_FILENAME_LENGTH = 120
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where and how to PUT an asset's bytes: the URL, its expiry, and the headers to send."""
+
+    url: str
+    expires_at: datetime
+    headers: dict[str, str]
+    method: str = "PUT"
+
+
+def sanitize_filename(filename: str | None) -> str | None:
+    """Return a filename safe as the last storage-key segment, or None if nothing is left."""
+    if not filename:
+        return None
+    # Only the last path segment, so "../../other-studio/x" cannot climb out of the namespace.
+    base = re.split(r"[\\/]", filename)[-1]
+    safe = _UNSAFE_FILENAME.sub("_", base).strip("._")
+    return safe[-MAX_FILENAME_LENGTH:] or None
+
+
+def storage_key_for(studio_id: str, title_id: str, asset_id: str, filename: str | None) -> str:
+    """Return the server-chosen storage key of an asset, under its studio's namespace."""
+    key = f"studios/{studio_id}/titles/{title_id}/{asset_id}"
+    safe = sanitize_filename(filename)
+    return f"{key}/{safe}" if safe else key
+
+
+def visible_assets(viewer: Principal) -> Select[Asset]:
+    """Select the assets `viewer` may see: those of its visible titles (developers: ready ones)."""
+    stmt = select(Asset).join(Title, Title.id == Asset.title_id)
+    stmt = stmt.where(Title.id.in_(visible_titles(viewer).with_only_columns(Title.id)))
+    if viewer.is_developer:
+        stmt = stmt.where(Asset.status == "ready")
+    return stmt
+
+
+def title_assets(session: Session, viewer: Principal, title_id: str) -> Select[Asset]:
+    """Select the assets of one title `viewer` may see (NotFound if it cannot see the title)."""
+    get_visible_title(session, viewer, title_id)
+    stmt = select(Asset).where(Asset.title_id == title_id)
+    if not (viewer.is_operator or viewer.is_studio):
+        stmt = stmt.where(Asset.status == "ready")
+    return stmt
+
+
+def _validate(fields: dict[str, Any]) -> dict[str, Any]:
+    out = dict(fields)
+    errors: dict[str, list[str]] = {}
+    if out["kind"] not in ASSET_KINDS:
+        errors["kind"] = [f"Must be one of: {', '.join(ASSET_KINDS)}."]
+    if not 1 <= out["byte_size"] <= MAX_BYTE_SIZE:
+        errors["byte_size"] = [f"Must be between 1 and {MAX_BYTE_SIZE} bytes."]
+    sha = str(out["sha256"]).strip().lower()
+    if not _SHA256.fullmatch(sha):
+        errors["sha256"] = ["Must be 64 hexadecimal digits."]
+    out["sha256"] = sha
+    if out.get("language") is not None:
+        try:
+            out["language"] = normalize_language(out["language"])
+        except ValueError as exc:
+            errors["language"] = [str(exc)]
+    for name in ("duration_seconds", "fps"):
+        if out.get(name) is not None and out[name] < 0:
+            errors[name] = ["Must not be negative."]
+    for name in ("width", "height"):
+        if out.get(name) is not None and out[name] < 1:
+            errors[name] = ["Must be positive."]
+    if errors:
+        raise ValidationFailed("invalid asset", errors=errors)
+    return out
+
+
+def register_asset(
+    session: Session,
+    principal: Principal,
+    title_id: str,
+    *,
+    kind: str,
+    byte_size: int,
+    sha256: str,
+    filename: str | None = None,
+    external_id: str | None = None,
+    duration_seconds: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    fps: float | None = None,
+    codec: str | None = None,
+    language: str | None = None,
+) -> Asset:
+    """Register a pending asset of a title; its bytes are then uploaded to the store."""
+    title = get_managed_title(session, principal, title_id)
+    fields = _validate(
+        {"kind": kind, "byte_size": byte_size, "sha256": sha256, "language": language}
+        | {"duration_seconds": duration_seconds, "fps": fps, "width": width, "height": height}
+    )
+    if external_id is not None:
+        taken = session.scalar(
+            select(Asset.id).where(
+                Asset.studio_id == title.studio_id, Asset.external_id == external_id
+            )
+        )
+        if taken is not None:
+            raise Conflict(
+                f"external_id {external_id!r} is already used by another asset of this studio",
+                errors={"external_id": ["Already used by another asset of this studio."]},
+            )
+    asset_id = new_id("ast")
+    asset = Asset(
+        id=asset_id,
+        title_id=title.id,
+        studio_id=title.studio_id,
+        external_id=external_id,
+        kind=fields["kind"],
+        storage_key=storage_key_for(title.studio_id, title.id, asset_id, filename),
+        byte_size=fields["byte_size"],
+        sha256=fields["sha256"],
+        duration_seconds=duration_seconds,
+        width=width,
+        height=height,
+        fps=fps,
+        codec=codec,
+        language=fields["language"],
+        status="pending",
+    )
+    session.add(asset)
+    session.flush()
+    record_event(
+        session,
+        principal,
+        "asset.registered",
+        object_id=asset.id,
+        organization_id=title.studio_id,
+        data={"title_id": title.id, "kind": asset.kind, "byte_size": asset.byte_size},
+    )
+    return asset
+
+
+def issue_upload(
+    asset: Asset, storage: ObjectStorage, *, ttl_seconds: int, now: datetime | None = None
+) -> Upload:
+    """Sign a PUT URL for a pending asset's exact size and SHA-256."""
+    now = now or utcnow()
+    try:
+        url = storage.presign_put(
+            asset.storage_key,
+            byte_size=asset.byte_size,
+            sha256_hex=asset.sha256,
+            expires_in=ttl_seconds,
+        )
+    except StorageUnavailable as exc:  # signing is local for S3; a fake may still refuse
+        raise StorageUnavailableError("the object store is unavailable; retry later") from exc
+    return Upload(
+        url=url,
+        expires_at=(now + timedelta(seconds=ttl_seconds)).replace(microsecond=0),
+        headers=upload_headers(asset.sha256),
+    )
+
+
+def get_visible_asset(session: Session, viewer: Principal, asset_id: str) -> Asset:
+    """Return an asset `viewer` may see, or raise NotFound."""
+    asset = session.scalars(visible_assets(viewer).where(Asset.id == asset_id)).one_or_none()
+    if asset is None:
+        raise NotFound(f"asset {asset_id} not found")
+    return asset
+
+
+def complete_asset(
+    session: Session,
+    principal: Principal,
+    asset_id: str,
+    *,
+    storage: ObjectStorage,
+    now: datetime | None = None,
+) -> Asset:
+    """Mark an asset ready once the store holds exactly the declared object."""
+    asset = get_visible_asset(session, principal, asset_id)
+    if not can_manage(principal, asset.studio_id):
+        raise Forbidden("only the studio that owns this asset, or an operator, may complete it")
+    # Locked, so two concurrent completions make one `asset.ready` event and one refresh.
+    asset = session.scalars(
+        select(Asset)
+        .where(Asset.id == asset_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if asset.status == "ready":
+        return asset
+    verify_upload(asset, storage)
+    asset.status = "ready"
+    asset.ready_at = now or utcnow()
+    session.flush()
+    refresh_title_media(session, asset.title_id)
+    record_event(
+        session,
+        principal,
+        "asset.ready",
+        object_id=asset.id,
+        organization_id=asset.studio_id,
+        data={"title_id": asset.title_id, "byte_size": asset.byte_size, "sha256": asset.sha256},
+    )
+    return asset
+
+
+def verify_upload(asset: Asset, storage: ObjectStorage) -> None:
+    """Raise UploadNotVerified unless the store holds the declared size (and SHA-256 if known)."""
+    try:
+        info = storage.head(asset.storage_key)
+    except StorageUnavailable as exc:
+        raise StorageUnavailableError("the object store is unavailable; retry later") from exc
+    if info is None:
+        raise UploadNotVerified(
+            f"no object has been uploaded for asset {asset.id}: PUT the file to its upload URL "
+            "with the upload headers, then complete it; the asset stays pending",
+            errors={"upload": ["No object has been uploaded."]},
+        )
+    if info.byte_size != asset.byte_size:
+        raise UploadNotVerified(
+            f"the stored object is {info.byte_size} bytes but asset {asset.id} declares "
+            f"{asset.byte_size}; upload the declared file again; the asset stays pending",
+            errors={"byte_size": [f"Stored object is {info.byte_size} bytes."]},
+        )
+    # A store that reports no checksum (e.g. a multipart upload) is trusted on size alone;
+    # the presigned PUT already made it refuse other bytes.
+    if info.sha256_hex is not None and info.sha256_hex != asset.sha256:
+        raise UploadNotVerified(
+            f"the stored object's SHA-256 differs from the one asset {asset.id} declares; "
+            "upload the declared file again; the asset stays pending",
+            errors={"sha256": ["Stored object has another SHA-256."]},
+        )

@@ -1,0 +1,118 @@
+"""How the importer writes rows in bulk: COPY on PostgreSQL, executemany on SQLite.
+
+Values arrive in the form the database stores (dates as ISO text, JSON columns as compact JSON
+text, `created_at` as the column type renders it through the dialect), so the rows are exactly
+those the ORM would have written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from datetime import date, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, update
+
+from catalog.models import Title
+
+_TITLES = cast(Table, Title.__table__)
+_DATE_FIELDS = frozenset({"start", "end"})
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as the engine's own serializer (marketplace.core.db) writes it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class BulkWriter:
+    """Insert many rows cheaply: COPY on PostgreSQL, executemany on SQLite.
+
+    On PostgreSQL one COPY stays open while rows for the same table keep coming, so the server
+    indexes one batch while the next is being prepared; any other statement (`flush` first)
+    ends it.
+    """
+
+    def __init__(self, connection: Connection, now: datetime) -> None:
+        self.connection = connection
+        self.postgres = connection.dialect.name == "postgresql"
+        # The stored form of `now`, as the column type writes it through this dialect (on
+        # SQLite a naive UTC text; handing sqlite3 the datetime would add "+00:00").
+        dialect = connection.dialect
+        processor = _TITLES.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        self.now: Any = processor(now) if processor is not None else now
+        self._sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._copying: tuple[str, tuple[str, ...]] | None = None
+        self._copy: Any = None
+        self._stack = contextlib.ExitStack()
+
+    def insert(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        if self.postgres:
+            if self._copying != (table.name, columns):
+                self._start_copy(table, columns)
+            write_row = self._copy.write_row
+            for row in rows:
+                write_row(row)
+            return
+        sql = self._sql.get((table.name, columns))
+        if sql is None:
+            names = ", ".join(f'"{c}"' for c in columns)
+            marks = ", ".join("?" for _ in columns)
+            # Names from the models' own metadata, values bound: nothing here comes from input.
+            sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
+            self._sql[(table.name, columns)] = sql
+        self.connection.exec_driver_sql(sql, rows)
+
+    def _start_copy(self, table: Table, columns: tuple[str, ...]) -> None:
+        from psycopg import sql
+        from psycopg.copy import QueuedLibpqWriter
+
+        self.flush()
+        statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+            sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        dbapi: Any = self.connection.connection.dbapi_connection
+        cursor = self._stack.enter_context(dbapi.cursor())
+        # A thread sends the data while this one prepares the next rows.
+        self._copy = self._stack.enter_context(
+            cursor.copy(statement, writer=QueuedLibpqWriter(cursor))
+        )
+        self._copying = (table.name, columns)
+
+    def flush(self) -> None:
+        """End the open COPY, if any, so that other statements can run."""
+        if self._copying is not None:
+            self._copying = self._copy = None
+            self._stack.close()
+
+    def abort(self, exc: BaseException) -> None:
+        """End the open COPY with an error: the server discards it."""
+        if self._copying is not None:
+            self._copying = self._copy = None
+            self._stack.__exit__(type(exc), exc, exc.__traceback__)
+
+    def update(self, table: Table, changes: list[dict[str, Any]]) -> None:
+        """Update rows by id; each dict holds `id` and the new values of the same columns."""
+        if not changes:
+            return
+        self.flush()
+        names = [name for name in changes[0] if name != "id"]
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("row_id"))
+            .values({name: bindparam(f"new_{name}") for name in names})
+        )
+        params = [
+            {"row_id": change["id"], **{f"new_{n}": _python(n, change[n]) for n in names}}
+            for change in changes
+        ]
+        self.connection.execute(stmt, params)
+
+
+def _python(name: str, value: Any) -> Any:
+    """A spilled value as the ORM column types take it (dates travel as ISO text)."""
+    if name in _DATE_FIELDS and isinstance(value, str):
+        return date.fromisoformat(value)
+    return value

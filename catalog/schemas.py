@@ -1,0 +1,302 @@
+"""HTTP shapes of titles, assets, rights grants, talent, credits, consents and clearance."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from catalog.clearance import REASON_CODES
+from catalog.coverage import ALL_USES, ATTRIBUTES, ROLES
+from catalog.models import ASSET_KINDS, ASSET_STATUSES, TITLE_KINDS, VISIBILITIES
+from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
+
+_ID = ma.validate.Length(min=1, max=40)
+_EXTERNAL_ID = ma.validate.Length(min=1, max=200)
+
+
+def _codes(description: str, *, max_items: int = 300) -> ma.fields.List:
+    return ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=35)),
+        required=True,
+        validate=ma.validate.Length(min=1, max=max_items),
+        metadata={"description": description},
+    )
+
+
+def _uses(field: str = "permitted_uses") -> ma.fields.List:
+    return ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(ALL_USES)),
+        required=True,
+        validate=ma.validate.Length(min=1),
+        metadata={"description": f"Subset of {', '.join(ALL_USES)}."},
+    )
+
+
+# ---------------------------------------------------------------------------------- titles
+
+
+class TitleSchema(Schema):
+    id = ma.fields.String()
+    studio_id = ma.fields.String(allow_none=True, metadata={"description": "Null if anonymized."})
+    external_id = ma.fields.String(allow_none=True)
+    eidr_id = ma.fields.String(allow_none=True)
+    kind = ma.fields.String(metadata={"enum": list(TITLE_KINDS)})
+    parent_id = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Null when the parent is hidden from the caller."},
+    )
+    name = ma.fields.String(allow_none=True)
+    original_language = ma.fields.String(allow_none=True)
+    genres = ma.fields.List(ma.fields.String())
+    release_year = ma.fields.Integer(allow_none=True)
+    synopsis = ma.fields.String(allow_none=True)
+    visibility = ma.fields.String(metadata={"enum": list(VISIBILITIES)})
+    content_hours = ma.fields.Float(
+        metadata={"description": "Hours of ready video of the title and all its descendants."}
+    )
+    max_height = ma.fields.Integer(allow_none=True)
+    created_at = UTCDateTime()
+    anonymized = ma.fields.Boolean(
+        metadata={"description": "True when identifying fields are hidden from the caller."}
+    )
+
+
+class _TitleFieldsSchema(Schema):
+    external_id = ma.fields.String(validate=_EXTERNAL_ID)
+    eidr_id = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=40),
+        metadata={"description": "EIDR content ID, 10.5240/XXXX-XXXX-XXXX-XXXX-XXXX-C."},
+    )
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=500))
+    original_language = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.Length(max=35),
+        metadata={"description": "ISO 639-1 code or BCP 47 tag."},
+    )
+    genres = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=50)),
+        validate=ma.validate.Length(max=20),
+    )
+    release_year = ma.fields.Integer(
+        allow_none=True, strict=True, validate=ma.validate.Range(min=1870, max=2100)
+    )
+    synopsis = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=20000))
+    visibility = ma.fields.String(validate=ma.validate.OneOf(VISIBILITIES))
+
+
+class TitleCreateSchema(_TitleFieldsSchema):
+    studio_id = ma.fields.String(
+        validate=_ID,
+        metadata={"description": "Operators: the studio acted for. Studios: omit (implied)."},
+    )
+    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(TITLE_KINDS))
+    parent_id = ma.fields.String(
+        allow_none=True,
+        validate=_ID,
+        metadata={"description": "Seasons: a series. Episodes: a season or series."},
+    )
+
+    external_id = ma.fields.String(required=True, validate=_EXTERNAL_ID)
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=500))
+    genres = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(min=1, max=50)),
+        load_default=list,
+        validate=ma.validate.Length(max=20),
+    )
+    visibility = ma.fields.String(load_default="private", validate=ma.validate.OneOf(VISIBILITIES))
+
+
+class TitleUpdateSchema(_TitleFieldsSchema):
+    """Any subset of the descriptive fields; `kind` and `parent_id` are fixed at creation."""
+
+
+# ---------------------------------------------------------------------------------- assets
+
+
+class UploadSchema(Schema):
+    url = ma.fields.String(metadata={"description": "Presigned URL accepting one PUT."})
+    method = ma.fields.String()
+    expires_at = UTCDateTime()
+    headers = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={
+            "description": "Headers the PUT must carry (besides Content-Length = byte_size)."
+        },
+    )
+
+
+class AssetSchema(Schema):
+    id = ma.fields.String()
+    title_id = ma.fields.String()
+    external_id = ma.fields.String(allow_none=True)
+    kind = ma.fields.String(metadata={"enum": list(ASSET_KINDS)})
+    storage_key = ma.fields.String(
+        allow_none=True, metadata={"description": "Shown to the owning studio and operators."}
+    )
+    byte_size = ma.fields.Integer()
+    sha256 = ma.fields.String()
+    duration_seconds = ma.fields.Float(allow_none=True)
+    width = ma.fields.Integer(allow_none=True)
+    height = ma.fields.Integer(allow_none=True)
+    fps = ma.fields.Float(allow_none=True)
+    codec = ma.fields.String(allow_none=True)
+    language = ma.fields.String(allow_none=True)
+    status = ma.fields.String(metadata={"enum": list(ASSET_STATUSES)})
+    created_at = UTCDateTime()
+    ready_at = UTCDateTime(allow_none=True)
+    upload = ma.fields.Nested(
+        UploadSchema, allow_none=True, metadata={"description": "While pending, for the owner."}
+    )
+
+
+class AssetCreateSchema(Schema):
+    kind = ma.fields.String(required=True, validate=ma.validate.OneOf(ASSET_KINDS))
+    byte_size = ma.fields.Integer(required=True, strict=True)
+    sha256 = ma.fields.String(
+        required=True,
+        validate=ma.validate.Regexp(r"^[0-9a-fA-F]{64}$", error="Must be 64 hexadecimal digits."),
+    )
+    filename = ma.fields.String(
+        validate=ma.validate.Length(max=255),
+        metadata={"description": "Original file name; sanitized into the storage key."},
+    )
+    external_id = ma.fields.String(allow_none=True, validate=_EXTERNAL_ID)
+    duration_seconds = ma.fields.Float(allow_none=True, allow_nan=False)
+    width = ma.fields.Integer(allow_none=True, strict=True)
+    height = ma.fields.Integer(allow_none=True, strict=True)
+    fps = ma.fields.Float(allow_none=True, allow_nan=False)
+    codec = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=50))
+    language = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=35))
+
+
+# ---------------------------------------------------------------------------------- rights
+
+
+class RightsGrantSchema(Schema):
+    id = ma.fields.String()
+    title_id = ma.fields.String()
+    external_id = ma.fields.String(allow_none=True)
+    territories = ma.fields.List(ma.fields.String())
+    start = ma.fields.Date()
+    end = ma.fields.Date()
+    permitted_uses = ma.fields.List(ma.fields.String())
+    exclusive_available = ma.fields.Boolean()
+    created_at = UTCDateTime()
+
+
+class RightsGrantCreateSchema(Schema):
+    territories = _codes("ISO 3166-1 alpha-2 codes, or WW for worldwide.")
+    start = ma.fields.Date(required=True)
+    end = ma.fields.Date(required=True, metadata={"description": "Inclusive."})
+    permitted_uses = _uses()
+    exclusive_available = ma.fields.Boolean(load_default=False)
+    external_id = ma.fields.String(allow_none=True, validate=_EXTERNAL_ID)
+
+
+# ---------------------------------------------------------------------------------- talent
+
+
+class TalentSchema(Schema):
+    id = ma.fields.String()
+    studio_id = ma.fields.String()
+    external_id = ma.fields.String(allow_none=True)
+    name = ma.fields.String()
+    external_ids = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    created_at = UTCDateTime()
+
+
+class TalentCreateSchema(Schema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=300))
+    external_ids = ma.fields.Dict(
+        keys=ma.fields.String(validate=ma.validate.Length(min=1, max=50)),
+        values=ma.fields.String(validate=ma.validate.Length(min=1, max=200)),
+        load_default=dict,
+        validate=ma.validate.Length(max=20),
+        metadata={"description": 'Identifiers elsewhere, e.g. {"imdb": "nm0000001"}.'},
+    )
+    external_id = ma.fields.String(allow_none=True, validate=_EXTERNAL_ID)
+    studio_id = ma.fields.String(
+        validate=_ID, metadata={"description": "Operators: the studio acted for."}
+    )
+
+
+class TalentQueryArgsSchema(PageArgsSchema):
+    studio_id = ma.fields.String(
+        validate=_ID, metadata={"description": "Operators: one studio's talent."}
+    )
+
+
+class CreditSchema(Schema):
+    id = ma.fields.String()
+    title_id = ma.fields.String()
+    talent_id = ma.fields.String(allow_none=True, metadata={"description": "Null if anonymized."})
+    talent_name = ma.fields.String(allow_none=True)
+    role = ma.fields.String(metadata={"enum": list(ROLES)})
+    created_at = UTCDateTime()
+
+
+class CreditCreateSchema(Schema):
+    talent_id = ma.fields.String(required=True, validate=_ID)
+    role = ma.fields.String(required=True, validate=ma.validate.OneOf(ROLES))
+
+
+class ConsentSchema(Schema):
+    id = ma.fields.String()
+    talent_id = ma.fields.String()
+    external_id = ma.fields.String(allow_none=True)
+    attributes = ma.fields.List(ma.fields.String())
+    permitted_uses = ma.fields.List(ma.fields.String())
+    territories = ma.fields.List(ma.fields.String())
+    start = ma.fields.Date()
+    end = ma.fields.Date()
+    created_at = UTCDateTime()
+
+
+class ConsentCreateSchema(Schema):
+    attributes = ma.fields.List(
+        ma.fields.String(validate=ma.validate.OneOf(ATTRIBUTES)),
+        required=True,
+        validate=ma.validate.Length(min=1),
+    )
+    permitted_uses = _uses()
+    territories = _codes("ISO 3166-1 alpha-2 codes, or WW for worldwide.")
+    start = ma.fields.Date(required=True)
+    end = ma.fields.Date(required=True, metadata={"description": "Inclusive."})
+    external_id = ma.fields.String(allow_none=True, validate=_EXTERNAL_ID)
+
+
+# ------------------------------------------------------------------------------- clearance
+
+
+class ClearanceRequestSchema(Schema):
+    title_ids = ma.fields.List(
+        ma.fields.String(validate=_ID), required=True, validate=ma.validate.Length(min=1, max=500)
+    )
+    uses = _uses("uses")
+    territories = _codes("ISO 3166-1 alpha-2 codes, or WW for worldwide.")
+    start = ma.fields.Date(required=True)
+    end = ma.fields.Date(required=True, metadata={"description": "Inclusive."})
+    exclusive = ma.fields.Boolean(load_default=False)
+
+
+class ReasonSchema(Schema):
+    code = ma.fields.String(metadata={"enum": list(REASON_CODES)})
+    detail = ma.fields.String()
+
+
+class BlockedSchema(Schema):
+    title_id = ma.fields.String()
+    reasons = ma.fields.List(ma.fields.Nested(ReasonSchema))
+
+
+class ClearanceResultSchema(Schema):
+    cleared = ma.fields.List(ma.fields.String())
+    blocked = ma.fields.List(ma.fields.Nested(BlockedSchema))
+
+
+AssetPageSchema = page_of(AssetSchema, "AssetPageSchema")
+RightsGrantPageSchema = page_of(RightsGrantSchema, "RightsGrantPageSchema")
+TalentPageSchema = page_of(TalentSchema, "TalentPageSchema")
+CreditPageSchema = page_of(CreditSchema, "CreditPageSchema")
+ConsentPageSchema = page_of(ConsentSchema, "ConsentPageSchema")

@@ -1,0 +1,146 @@
+"""Settings read from the environment, with embedded defaults outside production."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = ROOT / "instance"
+
+# Development-only defaults. Production refuses to start while any of these is in use.
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - a known marker, refused in production
+DEV_S3_ACCESS_KEY = "clearcut-dev"
+DEV_S3_SECRET_KEY = "clearcut-dev-secret"  # noqa: S105 - embedded local SeaweedFS only
+DEV_STRIPE_API_KEY = "sk_test_clearcut_dev"  # noqa: S105 - localstripe accepts any sk_ key
+DEV_STRIPE_WEBHOOK_SECRET = "whsec_clearcut_dev"  # noqa: S105 - localstripe only
+
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not describe a runnable configuration."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service, in one immutable object."""
+
+    env: str = "development"
+    database_url: str = field(default_factory=lambda: f"sqlite:///{INSTANCE_DIR / 'clearcut.db'}")
+    secret_key: str = DEV_SECRET_KEY
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "clearcut"
+    aws_access_key_id: str | None = DEV_S3_ACCESS_KEY
+    aws_secret_access_key: str | None = DEV_S3_SECRET_KEY
+    stripe_api_key: str = DEV_STRIPE_API_KEY
+    stripe_api_base: str | None = None
+    stripe_webhook_secret: str = DEV_STRIPE_WEBHOOK_SECRET
+    fee_bps: int = 2000
+    download_url_ttl_seconds: int = 300
+    upload_url_ttl_seconds: int = 3600
+    max_content_length: int = 1024 * 1024
+    max_import_bytes: int = 512 * 1024 * 1024
+    log_level: str = "INFO"
+    log_json: bool = True
+    redis_url: str | None = None
+    # Requests per API key per minute; 0 turns the limit off.
+    rate_limit_per_minute: int = 1200
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """Return a copy with some fields replaced (tests, the dev stack)."""
+        return replace(self, **changes)
+
+    def check(self) -> None:
+        """Raise ConfigurationError when the settings cannot run safely in their environment."""
+        if self.env not in ENVIRONMENTS:
+            raise ConfigurationError(f"MARKETPLACE_ENV must be one of {', '.join(ENVIRONMENTS)}")
+        if not 0 <= self.fee_bps <= 10_000:
+            raise ConfigurationError("MARKETPLACE_FEE_BPS must be between 0 and 10000")
+        if not 1 <= self.download_url_ttl_seconds <= 3600:
+            raise ConfigurationError("DOWNLOAD_URL_TTL_SECONDS must be between 1 and 3600")
+        if not self.is_production:
+            return
+        problems = []
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("SECRET_KEY (at least 32 characters, not the development default)")
+        if self.stripe_api_key == DEV_STRIPE_API_KEY:
+            problems.append("STRIPE_API_KEY")
+        if self.stripe_webhook_secret == DEV_STRIPE_WEBHOOK_SECRET:
+            problems.append("STRIPE_WEBHOOK_SECRET")
+        if self.aws_secret_access_key == DEV_S3_SECRET_KEY:
+            problems.append("AWS_SECRET_ACCESS_KEY (or unset it to use the instance role)")
+        if self.database_url.startswith("sqlite"):
+            problems.append("DATABASE_URL (PostgreSQL in production)")
+        if problems:
+            raise ConfigurationError(
+                "refusing to start in production with missing or default settings: "
+                + "; ".join(problems)
+            )
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables (names as in API.md, "Running it")."""
+    env = os.environ if environ is None else environ
+    base = Settings()
+    production = env.get("MARKETPLACE_ENV", "development") == "production"
+
+    def pick(name: str, default: str | None) -> str | None:
+        value = env.get(name)
+        if value:
+            return value
+        # In production no secret falls back to a development default.
+        return None if production else default
+
+    settings = Settings(
+        env=env.get("MARKETPLACE_ENV", "development"),
+        database_url=env.get("DATABASE_URL") or base.database_url,
+        secret_key=pick("SECRET_KEY", base.secret_key) or "",
+        s3_endpoint_url=env.get("S3_ENDPOINT_URL") or None,
+        s3_region=env.get("S3_REGION") or base.s3_region,
+        s3_bucket=env.get("S3_BUCKET") or base.s3_bucket,
+        aws_access_key_id=pick("AWS_ACCESS_KEY_ID", base.aws_access_key_id),
+        aws_secret_access_key=pick("AWS_SECRET_ACCESS_KEY", base.aws_secret_access_key),
+        stripe_api_key=pick("STRIPE_API_KEY", base.stripe_api_key) or "",
+        stripe_api_base=env.get("STRIPE_API_BASE") or None,
+        stripe_webhook_secret=pick("STRIPE_WEBHOOK_SECRET", base.stripe_webhook_secret) or "",
+        fee_bps=_int(env, "MARKETPLACE_FEE_BPS", base.fee_bps),
+        download_url_ttl_seconds=_int(env, "DOWNLOAD_URL_TTL_SECONDS", 300),
+        upload_url_ttl_seconds=_int(env, "UPLOAD_URL_TTL_SECONDS", 3600),
+        max_content_length=_int(env, "MAX_CONTENT_LENGTH", base.max_content_length),
+        max_import_bytes=_int(env, "MAX_IMPORT_BYTES", base.max_import_bytes),
+        log_level=env.get("LOG_LEVEL") or base.log_level,
+        log_json=env.get("LOG_FORMAT", "json") != "text",
+        redis_url=env.get("REDIS_URL") or None,
+        rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", base.rate_limit_per_minute),
+    )
+    if production:
+        missing = [
+            n
+            for n in ("SECRET_KEY", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL")
+            if not env.get(n)
+        ]
+        if missing:
+            raise ConfigurationError(
+                "refusing to start in production without: " + ", ".join(missing)
+            )
+    settings.check()
+    return settings

@@ -1,0 +1,1 @@
+"""Contract terms, document rendering and hashing, signatures, lifecycle, ODRL."""

@@ -1,0 +1,143 @@
+"""Contracts, their titles, signatures and usage attestations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from marketplace.core.db import Base, created_at_column, id_column
+
+CONTRACT_STATUSES = ("pending_signatures", "signed", "active", "terminated")
+PAYMENT_STATUSES = ("unpaid", "pending", "paid", "refunded")
+ATTESTATION_KINDS = ("training_run", "evaluation", "deletion")
+SIGNER_ROLES = ("studio", "developer", "operator")
+
+
+class Contract(Base):
+    __tablename__ = "contracts"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending_signatures', 'signed', 'active', 'terminated')", name="status"
+        ),
+        CheckConstraint(
+            "payment_status IN ('unpaid', 'pending', 'paid', 'refunded')", name="payment_status"
+        ),
+        CheckConstraint("ends_on >= starts_on", name="term"),
+        CheckConstraint("bytes_used <= quota_bytes", name="bytes_quota"),
+        CheckConstraint("downloads_used <= quota_downloads", name="downloads_quota"),
+        Index("ix_contracts_studio_id_id", "studio_id", "id"),
+        Index("ix_contracts_developer_id_id", "developer_id", "id"),
+    )
+
+    id: Mapped[str] = id_column("ctr")
+    offer_id: Mapped[str] = mapped_column(String(40), unique=True, nullable=False)
+    request_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    studio_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), nullable=False
+    )
+    developer_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="RESTRICT"), nullable=False
+    )
+    anonymous: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    terms: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    title_ids: Mapped[list[str]] = mapped_column(nullable=False)
+    uses: Mapped[list[str]] = mapped_column(nullable=False)
+    territories: Mapped[list[str]] = mapped_column(nullable=False)
+    exclusive: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    starts_on: Mapped[date] = mapped_column(Date, nullable=False)
+    ends_on: Mapped[date] = mapped_column(Date, nullable=False)
+    amount_cents: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    currency: Mapped[str] = mapped_column(String(3), nullable=False)
+    content_seconds: Mapped[float] = mapped_column(nullable=False, default=0.0)
+    quota_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    quota_downloads: Mapped[int] = mapped_column(Integer, nullable=False)
+    bytes_used: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    downloads_used: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+    document_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="pending_signatures")
+    payment_status: Mapped[str] = mapped_column(String(10), nullable=False, default="unpaid")
+    created_at: Mapped[datetime] = created_at_column()
+    signed_at: Mapped[datetime | None] = mapped_column()
+    activated_at: Mapped[datetime | None] = mapped_column()
+    terminated_at: Mapped[datetime | None] = mapped_column()
+    termination_reason: Mapped[str | None] = mapped_column(Text)
+
+    def current_status(self, today: date) -> str:
+        """`expired` is derived from the end date; no sweeper needs to run."""
+        if self.status in ("signed", "active") and today > self.ends_on:
+            return "expired"
+        return self.status
+
+    def is_active(self, today: date) -> bool:
+        return self.current_status(today) == "active" and today >= self.starts_on
+
+    def ended_on(self) -> date | None:
+        """The day the licence ended, if it has: its end date or its termination."""
+        if self.terminated_at is not None:
+            return min(self.terminated_at.date(), self.ends_on)
+        return self.ends_on
+
+
+class ContractTitle(Base):
+    """One row per contract × title: the exclusivity check and price guidance join on it."""
+
+    __tablename__ = "contract_titles"
+
+    contract_id: Mapped[str] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    title_id: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
+
+
+class Signature(Base):
+    __tablename__ = "signatures"
+    __table_args__ = (
+        UniqueConstraint("contract_id", "role"),
+        CheckConstraint("role IN ('studio', 'developer', 'operator')", name="role"),
+    )
+
+    id: Mapped[str] = id_column("sig")
+    contract_id: Mapped[str] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    organization_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    user_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    role: Mapped[str] = mapped_column(String(10), nullable=False)
+    document_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    signed_at: Mapped[datetime] = created_at_column()
+
+
+class Attestation(Base):
+    __tablename__ = "attestations"
+    __table_args__ = (
+        CheckConstraint("kind IN ('training_run', 'evaluation', 'deletion')", name="kind"),
+    )
+
+    id: Mapped[str] = id_column("att")
+    contract_id: Mapped[str] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), index=True, nullable=False
+    )
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    model_name: Mapped[str | None] = mapped_column(String(200))
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    asset_ids: Mapped[list[str]] = mapped_column(nullable=False, default=list)
+    statement: Mapped[str] = mapped_column(Text, nullable=False)
+    created_by: Mapped[str] = mapped_column(String(40), nullable=False)
+    created_at: Mapped[datetime] = created_at_column()

@@ -1,0 +1,1 @@
+"""Clearcut: the marketplace where studios license their libraries as AI training data."""

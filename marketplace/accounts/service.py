@@ -1,0 +1,217 @@
+"""Organizations, users and API keys: creation, visibility, authentication, revocation."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.orm import Session
+
+from marketplace.accounts import keys
+from marketplace.accounts.models import ApiKey, Organization, User
+from marketplace.accounts.principal import Principal
+from marketplace.audit.service import record_event
+from marketplace.core.db import utcnow
+from marketplace.core.errors import Conflict, Forbidden, NotFound
+
+# Writing last_used_at on every request would make every read a write; a minute is precise
+# enough to answer "is this key still in use?".
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def authenticate(
+    session: Session, raw_key: str, *, now: datetime | None = None
+) -> Principal | None:
+    """Return the principal of a valid, unrevoked key; None otherwise (no hint which)."""
+    prefix = keys.parse_prefix(raw_key)
+    if prefix is None:
+        return None
+    # One indexed Core query on every request: no ORM objects to build for the hot path.
+    row = session.execute(
+        select(
+            ApiKey.id,
+            ApiKey.key_hash,
+            ApiKey.revoked_at,
+            ApiKey.last_used_at,
+            User.id,
+            User.organization_id,
+            User.role,
+            Organization.kind,
+        )
+        .join(User, User.id == ApiKey.user_id)
+        .join(Organization, Organization.id == User.organization_id)
+        .where(ApiKey.prefix == prefix)
+    ).one_or_none()
+    if row is None:
+        return None
+    key_id, key_hash, revoked_at, last_used_at, user_id, org_id, role, kind = row
+    if not keys.matches(raw_key, key_hash) or revoked_at is not None:
+        return None
+    now = now or utcnow()
+    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
+        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    return Principal(user_id=user_id, organization_id=org_id, kind=kind, role=role, key_id=key_id)
+
+
+def visible_organizations(principal: Principal) -> Select[Organization]:
+    stmt = select(Organization)
+    if not principal.is_operator:
+        stmt = stmt.where(Organization.id == principal.organization_id)
+    return stmt
+
+
+def get_organization(session: Session, principal: Principal, org_id: str) -> Organization:
+    org = session.scalars(
+        visible_organizations(principal).where(Organization.id == org_id)
+    ).one_or_none()
+    if org is None:
+        raise NotFound(f"organization {org_id} not found")
+    return org
+
+
+def create_organization(
+    session: Session, principal: Principal, *, name: str, kind: str
+) -> Organization:
+    """Create an organization (operators only)."""
+    if not principal.is_operator:
+        raise Forbidden("only operators create organizations")
+    org = Organization(name=name, kind=kind)
+    session.add(org)
+    session.flush()
+    record_event(
+        session,
+        principal,
+        "organization.created",
+        object_id=org.id,
+        organization_id=org.id,
+        data={"name": name, "kind": kind},
+    )
+    return org
+
+
+def add_user(
+    session: Session, principal: Principal, org_id: str, *, email: str, role: str
+) -> tuple[User, str]:
+    """Add a user to an organization and issue their first key (operators or the org's owners)."""
+    org = get_organization(session, principal, org_id)
+    if not (principal.is_operator or principal.is_owner):
+        raise Forbidden("only an owner of the organization, or an operator, adds users")
+    email = email.strip().lower()
+    taken = session.scalar(select(func.count()).select_from(User).where(User.email == email))
+    if taken:
+        raise Conflict(
+            "a user with this email already exists", errors={"email": ["Already in use."]}
+        )
+    user = User(organization_id=org.id, email=email, role=role)
+    session.add(user)
+    session.flush()
+    record_event(
+        session,
+        principal,
+        "user.created",
+        object_id=user.id,
+        organization_id=org.id,
+        data={"role": role},
+    )
+    _, raw = _issue_key(session, principal, user)
+    return user, raw
+
+
+def _issue_key(session: Session, actor: Principal | None, user: User) -> tuple[ApiKey, str]:
+    raw, prefix, digest = keys.generate_key()
+    api_key = ApiKey(user_id=user.id, prefix=prefix, key_hash=digest)
+    api_key.user = user
+    session.add(api_key)
+    session.flush()
+    record_event(
+        session,
+        actor,
+        "api_key.created",
+        object_id=api_key.id,
+        organization_id=user.organization_id,
+        data={"user_id": user.id},
+    )
+    return api_key, raw
+
+
+def create_api_key(session: Session, principal: Principal) -> tuple[ApiKey, str]:
+    """Issue another key to the calling user."""
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return _issue_key(session, principal, user)
+
+
+def visible_api_keys(principal: Principal) -> Select[ApiKey]:
+    """Your own keys; an owner also sees the organization's keys; operators see all."""
+    stmt = select(ApiKey).join(User, ApiKey.user_id == User.id)
+    if principal.is_operator:
+        return stmt
+    if principal.is_owner:
+        return stmt.where(User.organization_id == principal.organization_id)
+    return stmt.where(ApiKey.user_id == principal.user_id)
+
+
+def revoke_api_key(
+    session: Session, principal: Principal, key_id: str, *, now: datetime | None = None
+) -> ApiKey:
+    """Revoke a key at once; revoking twice is harmless."""
+    api_key = session.scalars(visible_api_keys(principal).where(ApiKey.id == key_id)).one_or_none()
+    if api_key is None:
+        raise NotFound(f"API key {key_id} not found")
+    if api_key.revoked_at is None:
+        api_key.revoked_at = now or utcnow()
+        record_event(
+            session,
+            principal,
+            "api_key.revoked",
+            object_id=api_key.id,
+            organization_id=api_key.user.organization_id,
+            data={"user_id": api_key.user_id},
+        )
+    return api_key
+
+
+def get_user(session: Session, principal: Principal) -> User:
+    user = session.get(User, principal.user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+def bootstrap_operator(
+    session: Session, *, email: str, org_name: str = "Clearcut Operations"
+) -> tuple[User, str]:
+    """Create an operator organization and owner (or a new key for an existing one)."""
+    email = email.strip().lower()
+    user = session.scalars(select(User).where(User.email == email)).one_or_none()
+    if user is not None:
+        if user.organization.kind != "operator":
+            raise Conflict(f"{email} belongs to a {user.organization.kind} organization")
+        _, raw = _issue_key(session, None, user)
+        return user, raw
+    org = Organization(name=org_name, kind="operator")
+    session.add(org)
+    session.flush()
+    record_event(
+        session,
+        None,
+        "organization.created",
+        object_id=org.id,
+        organization_id=org.id,
+        data={"name": org_name, "kind": "operator"},
+    )
+    user = User(organization_id=org.id, email=email, role="owner")
+    user.organization = org
+    session.add(user)
+    session.flush()
+    record_event(
+        session,
+        None,
+        "user.created",
+        object_id=user.id,
+        organization_id=org.id,
+        data={"role": "owner"},
+    )
+    _, raw = _issue_key(session, None, user)
+    return user, raw

@@ -1,0 +1,95 @@
+"""create_app(): the only module that imports every blueprint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from sqlalchemy.orm import Session
+
+from catalog import import_routes, search_routes
+from catalog import routes as catalog_routes
+from config import Settings, load_settings
+from contracts import routes as contracts_routes
+from contracts.service import install_clearance_hook
+from marketplace.accounts import routes as accounts_routes
+from marketplace.accounts.service import authenticate
+from marketplace.audit import routes as audit_routes
+from marketplace.billing import routes as billing_routes
+from marketplace.billing.gateway import PaymentGateway, StripeGateway
+from marketplace.brokering import routes as brokering_routes
+from marketplace.core import ops
+from marketplace.core.api import Api
+from marketplace.core.db import make_engine, make_session_factory
+from marketplace.core.logs import configure_logging
+from marketplace.core.pagination import CursorCodec
+from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from marketplace.core.storage import ObjectStorage, S3Storage
+from marketplace.core.web import AppState, init_app
+from marketplace.delivery import routes as delivery_routes
+
+API_TITLE = "Clearcut marketplace API"
+API_VERSION = "v1"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    session_factory: Callable[[], Session] | None = None,
+    storage: ObjectStorage | None = None,
+    payments: PaymentGateway | None = None,
+) -> Flask:
+    """Build the WSGI app; tests pass their own session factory, storage and payments."""
+    settings = settings or load_settings()
+    settings.check()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    app = Flask("marketplace")
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
+    app.config.update(
+        API_TITLE=API_TITLE,
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api/v1",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {"description": "Licensing film and TV libraries as AI training data."},
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+            "security": [{"bearerAuth": []}],
+        },
+    )
+    if session_factory is None:
+        session_factory = make_session_factory(make_engine(settings.database_url))
+    init_app(
+        app,
+        AppState(
+            settings=settings,
+            session_factory=session_factory,
+            authenticate=authenticate,
+            storage=storage or S3Storage.from_settings(settings),
+            cursors=CursorCodec(settings.secret_key),
+            rate_limiter=(
+                RedisRateLimiter.from_url(settings.redis_url)
+                if settings.redis_url
+                else MemoryRateLimiter()
+            ),
+            extras={billing_routes.GATEWAY_KEY: payments or StripeGateway.from_settings(settings)},
+        ),
+    )
+    install_clearance_hook()
+    app.register_blueprint(ops.bp)
+    api = Api(app)
+    for blueprint in (
+        accounts_routes.blp,
+        audit_routes.blp,
+        catalog_routes.blp,
+        search_routes.blp,
+        import_routes.blp,
+        contracts_routes.blp,
+        brokering_routes.blp,
+        delivery_routes.blp,
+        billing_routes.blp,
+    ):
+        api.register_blueprint(blueprint)
+    return app

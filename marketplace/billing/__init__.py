@@ -1,0 +1,1 @@
+"""Billing: Stripe payments for signed contracts, the Stripe webhook, the studios' payout ledger."""

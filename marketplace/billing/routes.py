@@ -1,0 +1,125 @@
+"""Payments of contracts, the Stripe webhook, and the payout ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from marketplace.accounts.principal import Principal
+from marketplace.billing import payouts, service, webhooks
+from marketplace.billing.gateway import PaymentGateway
+from marketplace.billing.models import Payment, PayoutEntry
+from marketplace.billing.schemas import (
+    PaymentCreatedSchema,
+    PaymentPageSchema,
+    PayoutPageSchema,
+    PayoutQueryArgsSchema,
+    WebhookReceiptSchema,
+)
+from marketplace.core.api import PageArgsSchema
+from marketplace.core.pagination import SortKey, paginate
+from marketplace.core.web import current_actor, db, state
+
+blp = Blueprint("billing", __name__, url_prefix="/api/v1", description="Payments and payouts")
+
+GATEWAY_KEY = "payments"
+
+
+def viewer() -> Principal:
+    actor: Principal = current_actor()
+    return actor
+
+
+def gateway() -> PaymentGateway:
+    payments: PaymentGateway = state().extras[GATEWAY_KEY]
+    return payments
+
+
+@blp.route("/contracts/<contract_id>/payments")
+class ContractPayments(MethodView):
+    @blp.response(201, PaymentCreatedSchema)
+    def post(self, contract_id: str) -> Any:
+        """Pay a signed contract (the licensee): its Stripe PaymentIntent, new or still open."""
+        start = service.start_payment(db(), viewer(), contract_id, gateway=gateway())
+        payment = start.payment
+        return {
+            "id": payment.id,
+            "contract_id": payment.contract_id,
+            "amount_cents": payment.amount_cents,
+            "currency": payment.currency,
+            "status": payment.status,
+            "created_at": payment.created_at,
+            "succeeded_at": payment.succeeded_at,
+            "failed_at": payment.failed_at,
+            "failure_message": payment.failure_message,
+            "client_secret": start.client_secret,
+        }
+
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, PaymentPageSchema)
+    def get(self, args: dict[str, Any], contract_id: str) -> Any:
+        """List a contract's payments (both parties and operators)."""
+        return paginate(
+            db(),
+            service.payments_stmt(db(), viewer(), contract_id),
+            keys=[SortKey(Payment.id)],
+            limit=args["limit"],
+            cursor=args["cursor"],
+            codec=state().cursors,
+            scope=f"payments:{contract_id}",
+        )
+
+
+@blp.route("/webhooks/stripe")
+class StripeWebhook(MethodView):
+    @blp.doc(
+        security=[],
+        parameters=[
+            {
+                "in": "header",
+                "name": "Stripe-Signature",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "`t=<unix time>,v1=<HMAC-SHA256>` with the webhook secret.",
+            }
+        ],
+        requestBody={
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    )
+    @blp.response(200, WebhookReceiptSchema)
+    def post(self) -> Any:
+        """Receive a Stripe event (signed, no API key); each event id is applied once."""
+        settings = state().settings
+        return webhooks.receive_webhook(
+            db(),
+            request.get_data(),
+            request.headers.get("Stripe-Signature"),
+            secret=settings.stripe_webhook_secret,
+            fee_bps=settings.fee_bps,
+        )
+
+
+@blp.route("/payouts")
+class Payouts(MethodView):
+    @blp.arguments(PayoutQueryArgsSchema, location="query")
+    @blp.response(200, PayoutPageSchema)
+    def get(self, args: dict[str, Any]) -> Any:
+        """The payout ledger with totals per currency (studios: their own; operators: all)."""
+        limit, cursor = args.pop("limit"), args.pop("cursor")
+        stmt = payouts.visible_payouts(viewer(), **args)
+        page = paginate(
+            db(),
+            stmt,
+            keys=[SortKey(PayoutEntry.id)],
+            limit=limit,
+            cursor=cursor,
+            codec=state().cursors,
+            scope="payouts",
+        )
+        totals = payouts.payout_totals(db(), stmt)
+        return {"items": page.items, "next_cursor": page.next_cursor, "totals": totals}

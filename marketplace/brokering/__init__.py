@@ -1,0 +1,1 @@
+"""License requests, offers and counter-offers, messages, operator mediation."""

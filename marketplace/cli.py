@@ -1,0 +1,261 @@
+"""The `marketplace` command: serve, dev, db, bootstrap-operator, catalog, audit verify."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from config import ConfigurationError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _session(settings: Settings) -> Iterator[Any]:
+    """A session whose engine is disposed afterwards: a CLI run leaves no connection behind."""
+    from marketplace.core.db import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    session = make_session_factory(engine)()
+    try:
+        yield session
+    finally:
+        session.close()
+        engine.dispose()
+
+
+@click.group()
+def main() -> None:
+    """Clearcut: license film and TV libraries as AI training data."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to DATABASE_URL."""
+    from marketplace import migrations
+
+    settings = _settings()
+    _ensure_sqlite_dir(settings.database_url)
+    migrations.upgrade(settings.database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the database)."""
+    from marketplace import migrations
+
+    migrations.downgrade(_settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Fail when the models and the migrations differ."""
+    from marketplace import migrations
+
+    migrations.check(_settings().database_url)
+    click.echo("no drift between models and migrations")
+
+
+@main.command("bootstrap-operator")
+@click.option("--email", required=True, help="Email of the first operator user.")
+@click.option("--org-name", default="Clearcut Operations", show_default=True)
+def bootstrap_operator(email: str, org_name: str) -> None:
+    """Create the first operator organization and user; print the new API key last."""
+    from marketplace.accounts.service import bootstrap_operator as bootstrap
+    from marketplace.core.errors import DomainError
+
+    with _session(_settings()) as session:
+        try:
+            user, raw = bootstrap(session, email=email, org_name=org_name)
+            session.commit()
+        except DomainError as exc:
+            session.rollback()
+            raise click.ClickException(exc.detail) from None
+    click.echo(f"operator {user.email} ({user.id}) in organization {user.organization_id}")
+    click.echo("API key (shown once):", err=True)
+    click.echo(raw)
+
+
+@main.group()
+def catalog() -> None:
+    """Studio catalogs: bulk import, synthetic catalogs."""
+
+
+class _ImportProgress:
+    """One progress bar per phase of an import (bytes checked, then records written)."""
+
+    def __init__(self) -> None:
+        self._phase: str | None = None
+        self._bar: Any = None
+
+    def __call__(self, phase: str, advance: int, total: int) -> None:
+        if phase != self._phase:
+            self.close()
+            label = "checking" if phase == "check" else "writing "
+            self._bar = click.progressbar(length=max(total, 1), label=label, file=sys.stderr)
+            self._bar.__enter__()
+            self._phase = phase
+        self._bar.update(advance)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
+            self._bar = None
+
+
+@catalog.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--studio", "studio_id", required=True, help="The studio's organization id.")
+def catalog_import(file: Path, studio_id: str) -> None:
+    """Import a CSV or JSON Lines FILE into a studio's catalog: all or nothing.
+
+    Exits 1 with every bad row, having written nothing, if any row is bad.
+    """
+    from catalog.imports import import_catalog
+    from marketplace.core.errors import DomainError
+
+    progress = _ImportProgress()
+    with _session(_settings()) as session, file.open("rb") as stream:
+        try:
+            # No principal: whoever runs the CLI on the server is trusted; the audit event
+            # records the import without a user.
+            job = import_catalog(
+                session, None, stream, studio_id=studio_id, filename=file.name, progress=progress
+            )
+        except DomainError as exc:
+            session.rollback()
+            raise click.ClickException(exc.detail) from None
+        finally:
+            progress.close()
+        if job.status != "succeeded":
+            # Nothing is kept of a failed run, not even its report: it is printed here.
+            session.rollback()
+            _print_import_errors(job)
+            sys.exit(1)
+        session.commit()
+    click.echo(f"import {job.id} succeeded: {job.rows_total} records")
+    for kind, counts in job.summary["results"].items():
+        click.echo(
+            f"  {kind:<8} {counts['created']} created, {counts['updated']} updated, "
+            f"{counts['unchanged']} unchanged"
+        )
+
+
+def _print_import_errors(job: Any) -> None:
+    total = job.summary["errors_total"]
+    click.echo(
+        f"import failed: {job.rows_total - job.rows_ok} of {job.rows_total} records are bad "
+        f"({total} errors); nothing was written",
+        err=True,
+    )
+    for error in job.errors:
+        where = f"row {error['row']}" + (f", {error['field']}" if error["field"] else "")
+        click.echo(f"  {where}: {error['message']}", err=True)
+    if total > len(job.errors):
+        click.echo(f"  ... and {total - len(job.errors)} more", err=True)
+
+
+@catalog.command("generate")
+@click.option("--titles", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="File to write (default: standard output).",
+)
+def catalog_generate(titles: int, seed: int, output: Path | None) -> None:
+    """Write a synthetic catalog in the import format (JSON Lines), the same for a seed."""
+    from catalog.generate import generate_catalog, write_jsonl
+
+    if output is None:
+        write_jsonl(generate_catalog(titles, seed), sys.stdout)
+        return
+    with output.open("w", encoding="utf-8") as out:
+        count = write_jsonl(generate_catalog(titles, seed), out)
+    click.echo(f"wrote {count} records ({titles} titles) to {output}", err=True)
+
+
+@main.group()
+def audit() -> None:
+    """The audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 naming the first broken event."""
+    from marketplace.audit.service import verify_chain
+
+    with _session(_settings()) as session:
+        report = verify_chain(session)
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} events verified")
+        return
+    where = f"event seq {report.broken_seq}"
+    if report.broken_event_id:
+        where += f" ({report.broken_event_id})"
+    click.echo(f"audit chain BROKEN at {where}: {report.reason}", err=True)
+    click.echo(f"{report.checked} events verified before it", err=True)
+    sys.exit(1)
+
+
+@main.command("serve")
+@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server binds
+@click.option(
+    "--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000"
+)
+@click.option("--workers", type=int, default=lambda: int(os.environ.get("WEB_CONCURRENCY", "2")))
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API with gunicorn (production WSGI server)."""
+    _settings()  # fail fast on bad configuration, before forking workers
+    from gunicorn.app.wsgiapp import run
+
+    sys.argv = [
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--access-logfile",
+        "-",
+        "--forwarded-allow-ips",
+        os.environ.get("FORWARDED_ALLOW_IPS", ""),
+        "wsgi:app",
+    ]
+    run()
+
+
+@main.command("dev")
+@click.option(
+    "--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000"
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def dev(port: int, host: str) -> None:
+    """Run the embedded stack: SQLite, a local SeaweedFS and localstripe, demo data, the API."""
+    from marketplace.devserver import run_dev
+
+    run_dev(_settings(), host=host, port=port)
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

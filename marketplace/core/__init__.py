@@ -1,0 +1,1 @@
+"""The kernel: database, errors, ids, pagination, idempotency, storage. Imports no domain."""

@@ -1,0 +1,74 @@
+"""flask-smorest wiring: the Api whose errors are problem documents, and shared schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from flask_smorest import Api as SmorestApi
+from werkzeug.exceptions import HTTPException
+
+from marketplace.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
+
+
+class ProblemSchema(ma.Schema):
+    """RFC 9457 problem details, with the stable `code` of API.md."""
+
+    type = ma.fields.String(required=True)
+    title = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+    detail = ma.fields.String()
+    code = ma.fields.String(required=True, metadata={"description": "Stable error code"})
+    errors = ma.fields.Raw(metadata={"description": "Per-field messages, or per-item reasons"})
+
+
+class Api(SmorestApi):
+    """The one override point for errors: every HTTP error becomes problem+json."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        from marketplace.core.web import render_http_exception
+
+        return render_http_exception(error)
+
+
+class Schema(ma.Schema):
+    """Base for request and response shapes; unknown input fields are refused (422)."""
+
+    class Meta:
+        unknown = ma.RAISE
+        ordered = True
+
+
+class PageArgsSchema(Schema):
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_LIMIT, validate=ma.validate.Range(min=1, max=MAX_LIMIT)
+    )
+    cursor = ma.fields.String(load_default=None, validate=ma.validate.Length(max=2000))
+
+
+def page_of(item: type[ma.Schema], name: str) -> type[ma.Schema]:
+    """A `{items: [...], next_cursor}` list schema named `name`."""
+    return type(
+        name,
+        (Schema,),
+        {
+            "items": ma.fields.List(ma.fields.Nested(item), required=True),
+            "next_cursor": ma.fields.String(allow_none=True, required=True),
+        },
+    )
+
+
+class UTCDateTime(ma.fields.DateTime):
+    """ISO 8601 UTC with a `Z`, as API.md asks."""
+
+    def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        text: str = (
+            value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if value.microsecond
+            else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        return text

@@ -1,0 +1,48 @@
+"""Operational endpoints: liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import text
+
+from marketplace.core import metrics
+from marketplace.core.storage import StorageUnavailable
+from marketplace.core.web import db, state
+
+log = logging.getLogger(__name__)
+bp = Blueprint("ops", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """The database and the object store answer."""
+    checks: dict[str, str] = {}
+    try:
+        db().execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception:  # readiness reports; it never raises
+        log.exception("readiness: database check failed")
+        checks["database"] = "unavailable"
+    try:
+        state().storage.ping()
+        checks["object_storage"] = "ok"
+    except StorageUnavailable:
+        log.warning("readiness: object storage unavailable")
+        checks["object_storage"] = "unavailable"
+    ready = all(v == "ok" for v in checks.values())
+    return jsonify(status="ready" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    """Prometheus exposition of request counts and latencies."""
+    body, content_type = metrics.render()
+    return Response(body, content_type=content_type)

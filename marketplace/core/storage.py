@@ -1,0 +1,476 @@
+"""Object storage: the interface the app uses, the S3 implementation, and an in-memory fake.
+
+Assets never pass through the app: studios upload and buyers download through presigned URLs,
+and the store itself enforces the size and SHA-256 a studio declared (both are signed into the
+upload URL), so the app only has to check `head()` afterwards.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+__all__ = [
+    "CHECKSUM_HEADER",
+    "MAX_PRESIGN_SECONDS",
+    "InMemoryStorage",
+    "ObjectInfo",
+    "ObjectStorage",
+    "S3Storage",
+    "StorageUnavailable",
+    "attachment_disposition",
+    "sha256_hex_to_base64",
+    "upload_headers",
+]
+
+#: The header an uploader sends with the base64 SHA-256 of the body; signed into upload URLs.
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
+
+#: SigV4 presigned URLs live at most 7 days.
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+# ping() must answer /readyz quickly: one attempt, short timeouts, no retries.
+_PING_TIMEOUT_SECONDS = 2.0
+
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the store reports about one stored object."""
+
+    byte_size: int
+    sha256_hex: str | None
+
+
+class StorageUnavailable(Exception):
+    """The object store could not be reached, or refused the request (never names credentials)."""
+
+
+@runtime_checkable
+class ObjectStorage(Protocol):
+    """The object store the app uses (S3 in production, SeaweedFS locally, a fake in tests)."""
+
+    def presign_put(self, key: str, *, byte_size: int, sha256_hex: str, expires_in: int) -> str:
+        """Return a URL accepting one PUT of exactly byte_size bytes with this SHA-256.
+
+        The uploader must send the body with `Content-Length: <byte_size>` (HTTP clients set it)
+        and `x-amz-checksum-sha256: <base64 of the raw 32-byte digest>` (see `upload_headers`).
+        The store refuses a body of another length (403), a missing or different checksum header
+        (403), and bytes that do not match the checksum (400 BadDigest).
+        """
+        ...
+
+    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """Return a download URL; with filename, the download is served as an attachment."""
+        ...
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Return the object's size and SHA-256 (when the store reports it), or None if absent."""
+        ...
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable unless the bucket answers quickly."""
+        ...
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it is missing; idempotent."""
+        ...
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store data under key from the server side (seeding, tests), with its SHA-256."""
+        ...
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def _normalise_sha256_hex(sha256_hex: str) -> str:
+    value = sha256_hex.strip().lower()
+    if len(value) != 64 or any(ch not in "0123456789abcdef" for ch in value):
+        raise ValueError("sha256_hex must be 64 hexadecimal digits")
+    return value
+
+
+def sha256_hex_to_base64(sha256_hex: str) -> str:
+    """Return the base64 of the raw digest, the form S3 checksum headers carry."""
+    return base64.b64encode(bytes.fromhex(_normalise_sha256_hex(sha256_hex))).decode("ascii")
+
+
+def _base64_to_sha256_hex(value: str) -> str | None:
+    """Return the hex digest of a base64 full-object SHA-256, None for anything else."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None  # e.g. a multipart "composite" checksum such as "abc...=-3"
+    return raw.hex() if len(raw) == 32 else None
+
+
+def upload_headers(sha256_hex: str) -> dict[str, str]:
+    """Return the headers to send with a PUT to a presign_put URL (besides Content-Length)."""
+    return {CHECKSUM_HEADER: sha256_hex_to_base64(sha256_hex)}
+
+
+def attachment_disposition(filename: str) -> str:
+    """Return a `Content-Disposition: attachment` value for filename (RFC 6266, RFC 5987)."""
+    name = filename.replace("/", "_").replace("\\", "_")
+    # The plain `filename=` must be printable ASCII without quotes or backslashes; the full name
+    # (any Unicode, any character) travels percent-encoded in `filename*=`.
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "_" for ch in name)
+    fallback = fallback or "download"
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    encoded = urllib.parse.quote(name, safe="")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def _check_key(key: str) -> None:
+    if not key or len(key.encode("utf-8")) > 1024:
+        raise ValueError("object keys are 1 to 1024 bytes of UTF-8")
+
+
+def _check_expiry(expires_in: int) -> None:
+    if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+        raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+
+
+def _error_code(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+
+
+# --------------------------------------------------------------------------------------- S3
+
+
+class S3Storage:
+    """ObjectStorage on S3 or an S3-compatible store (SeaweedFS in development and tests)."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key: str | None = None,
+        secret_key: str | None = None,
+    ) -> None:
+        self.bucket = bucket
+        self.endpoint_url = endpoint_url
+        self.region = region
+        # One client for the life of this object: clients are thread-safe and costly to build.
+        # Credentials stay inside it (None means boto3's usual chain: env, profile, role).
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            config=Config(
+                signature_version="s3v4",
+                s3={"addressing_style": "path"},
+                connect_timeout=3,
+                read_timeout=30,
+                retries={"mode": "standard", "max_attempts": 3},
+            ),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: object) -> S3Storage:
+        """Build from a settings object with s3_bucket, s3_endpoint_url, s3_region, aws_* keys."""
+
+        def setting(name: str) -> str | None:
+            value = getattr(settings, name, None)
+            return str(value) if value else None  # empty strings mean "not set"
+
+        bucket = setting("s3_bucket")
+        if bucket is None:
+            raise ValueError("settings.s3_bucket is required for S3 storage")
+        return cls(
+            bucket,
+            endpoint_url=setting("s3_endpoint_url"),
+            region=setting("s3_region") or "us-east-1",
+            access_key=setting("aws_access_key_id"),
+            secret_key=setting("aws_secret_access_key"),
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Storage(bucket={self.bucket!r}, endpoint_url={self.endpoint_url!r})"
+
+    def close(self) -> None:
+        """Close the client's pooled connections (optional; for tests and shutdown)."""
+        self._client.close()
+
+    def _unavailable(self, operation: str, exc: Exception) -> StorageUnavailable:
+        # Only the operation, bucket and error code/class: never keys, signatures or URLs.
+        detail = _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        return StorageUnavailable(
+            f"object storage {operation} failed for bucket {self.bucket!r}: {detail}"
+        )
+
+    def presign_put(self, key: str, *, byte_size: int, sha256_hex: str, expires_in: int) -> str:
+        """Return a URL accepting one PUT of exactly byte_size bytes with this SHA-256.
+
+        Signed headers are `content-length`, `host` and `x-amz-checksum-sha256`, so the uploader
+        must send `Content-Length: <byte_size>` and `x-amz-checksum-sha256: <base64 digest>`
+        (`upload_headers(sha256_hex)`); any Content-Type is accepted. Another length or a
+        missing/different checksum header gets 403; other bytes of the right length get 400.
+        """
+        _check_key(key)
+        _check_expiry(expires_in)
+        if byte_size < 0:
+            raise ValueError("byte_size must not be negative")
+        url: str = self._client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ContentLength": byte_size,
+                "ChecksumSHA256": sha256_hex_to_base64(sha256_hex),
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+        return url
+
+    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """Return a download URL; with filename, the download is served as an attachment."""
+        _check_key(key)
+        _check_expiry(expires_in)
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if filename is not None:
+            params["ResponseContentDisposition"] = attachment_disposition(filename)
+        url: str = self._client.generate_presigned_url(
+            "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
+        )
+        return url
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Return the object's size and SHA-256 (when the store reports it), or None if absent."""
+        _check_key(key)
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=key, ChecksumMode="ENABLED")
+        except ClientError as exc:
+            # HEAD responses carry no error body: a missing bucket is a bare 404 too.
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                return None
+            raise self._unavailable("head", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("head", exc) from exc
+        checksum = response.get("ChecksumSHA256")
+        # A multipart upload reports a checksum of part checksums, not of the object's bytes.
+        full_object = response.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT"
+        sha256_hex = _base64_to_sha256_hex(checksum) if checksum and full_object else None
+        return ObjectInfo(byte_size=int(response["ContentLength"]), sha256_hex=sha256_hex)
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable unless the bucket answers a signed HEAD within ~2 seconds."""
+        # A presigned HeadBucket sent once with a hard timeout: the shared client's retries and
+        # 30 s read timeout suit uploads, not a readiness probe. Signing needs no network.
+        url = self._client.generate_presigned_url(
+            "head_bucket", Params={"Bucket": self.bucket}, ExpiresIn=60, HttpMethod="HEAD"
+        )
+        request = urllib.request.Request(url, method="HEAD")  # noqa: S310 - our store's http(s) URL
+        try:
+            with urllib.request.urlopen(request, timeout=_PING_TIMEOUT_SECONDS) as response:  # noqa: S310
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (OSError, ValueError) as exc:
+            # URLError, timeouts, refused connections; the message names no URL (it is signed).
+            raise StorageUnavailable(
+                f"object storage unreachable for bucket {self.bucket!r}: {type(exc).__name__}"
+            ) from None
+        if status != 200:
+            raise StorageUnavailable(
+                f"object storage answered HTTP {status} for bucket {self.bucket!r}"
+            )
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it is missing; idempotent."""
+        try:
+            self._client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in _NOT_FOUND_CODES:
+                raise self._unavailable("head_bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("head_bucket", exc) from exc
+        params: dict[str, Any] = {"Bucket": self.bucket}
+        if self.region != "us-east-1":  # AWS rejects an explicit us-east-1 constraint
+            params["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        try:
+            self._client.create_bucket(**params)
+        except ClientError as exc:
+            if _error_code(exc) == "BucketAlreadyOwnedByYou":  # a concurrent ensure_bucket won
+                return
+            raise self._unavailable("create_bucket", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("create_bucket", exc) from exc
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store data under key from the server side (seeding, tests), with its SHA-256."""
+        _check_key(key)
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode("ascii")
+        try:
+            # Sending the SHA-256 makes the store verify it and report it from head() later.
+            self._client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ContentLength=len(data),
+                ChecksumSHA256=digest,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("put", exc) from exc
+
+
+# ------------------------------------------------------------------------------------- fake
+
+
+class InMemoryStorage:
+    """The in-memory fake ObjectStorage for unit tests; presigned URLs are `memory://` URLs.
+
+    `simulate_put` / `simulate_get` play an HTTP client using a presigned URL and answer with
+    the status codes the real store gives. Set `available = False` for an outage, or
+    `fail_next_ping = True` for one failed ping.
+    """
+
+    def __init__(self, bucket: str = "clearcut", *, clock: Callable[[], float] = time.time) -> None:
+        self.bucket = bucket
+        self.objects: dict[str, bytes] = {}
+        self.available = True
+        self.fail_next_ping = False
+        self.bucket_ensured = False
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def _check_available(self, operation: str) -> None:
+        if not self.available:
+            raise StorageUnavailable(
+                f"object storage {operation} failed for bucket {self.bucket!r}: unavailable"
+            )
+
+    def _url(self, key: str, params: dict[str, str]) -> str:
+        query = urllib.parse.urlencode(params)
+        return f"memory://{self.bucket}/{urllib.parse.quote(key, safe='/')}?{query}"
+
+    def presign_put(self, key: str, *, byte_size: int, sha256_hex: str, expires_in: int) -> str:
+        """Return a `memory://` URL accepting one PUT of byte_size bytes with this SHA-256."""
+        _check_key(key)
+        _check_expiry(expires_in)
+        if byte_size < 0:
+            raise ValueError("byte_size must not be negative")
+        return self._url(
+            key,
+            {
+                "method": "PUT",
+                "size": str(byte_size),
+                "sha256": _normalise_sha256_hex(sha256_hex),
+                "expires": str(int(self._clock()) + expires_in),
+            },
+        )
+
+    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        """Return a `memory://` download URL, with the Content-Disposition for filename."""
+        _check_key(key)
+        _check_expiry(expires_in)
+        params = {"method": "GET", "expires": str(int(self._clock()) + expires_in)}
+        if filename is not None:
+            params["response-content-disposition"] = attachment_disposition(filename)
+        return self._url(key, params)
+
+    def head(self, key: str) -> ObjectInfo | None:
+        """Return the stored object's size and SHA-256, or None if absent."""
+        _check_key(key)
+        self._check_available("head")
+        with self._lock:
+            data = self.objects.get(key)
+        if data is None:
+            return None
+        return ObjectInfo(byte_size=len(data), sha256_hex=hashlib.sha256(data).hexdigest())
+
+    def ping(self) -> None:
+        """Raise StorageUnavailable when unavailable or asked to fail once."""
+        if self.fail_next_ping:
+            self.fail_next_ping = False
+            raise StorageUnavailable(f"object storage ping failed for bucket {self.bucket!r}")
+        self._check_available("ping")
+
+    def ensure_bucket(self) -> None:
+        """Record that the bucket exists; idempotent."""
+        self._check_available("ensure_bucket")
+        self.bucket_ensured = True
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store a copy of data under key."""
+        _check_key(key)
+        self._check_available("put")
+        with self._lock:
+            self.objects[key] = bytes(data)
+
+    # -- what an HTTP client holding a presigned URL would get
+
+    def _parse(self, url: str, method: str) -> tuple[str, dict[str, str]] | None:
+        parts = urllib.parse.urlsplit(url)
+        params = dict(urllib.parse.parse_qsl(parts.query))
+        if parts.scheme != "memory" or parts.netloc != self.bucket:
+            return None
+        if params.get("method") != method:
+            return None
+        return urllib.parse.unquote(parts.path[1:]), params
+
+    def _expired(self, params: Mapping[str, str]) -> bool:
+        return self._clock() > int(params.get("expires", "0"))
+
+    def simulate_put(self, url: str, body: bytes, headers: Mapping[str, str] | None = None) -> int:
+        """PUT body to a presign_put URL and return the HTTP status the real store would give."""
+        if not self.available:
+            return 503
+        parsed = self._parse(url, "PUT")
+        if parsed is None:
+            return 403
+        key, params = parsed
+        sent = {name.lower(): value for name, value in (headers or {}).items()}
+        expected_checksum = sha256_hex_to_base64(params["sha256"])
+        # Length and checksum header are part of the signature: a mismatch is a bad signature.
+        if self._expired(params) or len(body) != int(params["size"]):
+            return 403
+        if sent.get(CHECKSUM_HEADER) != expected_checksum:
+            return 403
+        if hashlib.sha256(body).hexdigest() != params["sha256"]:
+            return 400  # BadDigest
+        with self._lock:
+            self.objects[key] = bytes(body)
+        return 200
+
+    def simulate_get(self, url: str) -> tuple[int, bytes, dict[str, str]]:
+        """GET a presign_get URL: the HTTP status, body and headers the real store would give."""
+        if not self.available:
+            return 503, b"", {}
+        parsed = self._parse(url, "GET")
+        if parsed is None:
+            return 403, b"", {}
+        key, params = parsed
+        if self._expired(params):
+            return 403, b"", {}
+        with self._lock:
+            data = self.objects.get(key)
+        if data is None:
+            return 404, b"", {}
+        headers = {"Content-Length": str(len(data))}
+        if "response-content-disposition" in params:
+            headers["Content-Disposition"] = params["response-content-disposition"]
+        return 200, data, headers

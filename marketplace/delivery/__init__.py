@@ -1,0 +1,1 @@
+"""Delivery: signed manifests, metered presigned downloads, usage and the delivery log."""

@@ -1,0 +1,123 @@
+"""Delivery: the signed manifest and its key, metered downloads, usage and the delivery log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from marketplace.accounts.principal import Principal
+from marketplace.core.api import PageArgsSchema, ProblemSchema
+from marketplace.core.pagination import SortKey, paginate
+from marketplace.core.web import current_actor, db, state
+from marketplace.delivery import service
+from marketplace.delivery.manifest import ALGORITHM, public_key_b64url
+from marketplace.delivery.models import Download
+from marketplace.delivery.schemas import (
+    DownloadCreateSchema,
+    DownloadGrantSchema,
+    DownloadPageSchema,
+    ManifestSchema,
+    SigningKeySchema,
+    UsageSchema,
+)
+
+blp = Blueprint(
+    "delivery",
+    __name__,
+    url_prefix="/api/v1",
+    description="Delivery: signed manifests and metered downloads. A download is granted only "
+    "to the licensee (the developer party; not the studio, not operators) of an active contract, "
+    "and counts one download and the asset's bytes against the quota, atomically. Terminating "
+    "a contract stops new grants at once; URLs already issued expire within "
+    "DOWNLOAD_URL_TTL_SECONDS. The manifest is readable by both parties and operators from "
+    "signature on, and stays readable after expiry or termination as the record of what was "
+    "licensed. The signing key derives from SECRET_KEY: rotating it changes the published key.",
+)
+
+
+def refusal(status: int, description: str) -> Any:
+    """Document a problem+json refusal in the OpenAPI document."""
+    return blp.alt_response(
+        status,
+        schema=ProblemSchema,
+        content_type="application/problem+json",
+        description=description,
+    )
+
+
+def viewer() -> Principal:
+    actor: Principal = current_actor()
+    return actor
+
+
+@blp.route("/manifest-signing-key")
+class ManifestSigningKey(MethodView):
+    @blp.doc(security=[])
+    @blp.response(200, SigningKeySchema)
+    def get(self) -> Any:
+        """The public key that verifies manifest signatures (no authentication)."""
+        return {
+            "algorithm": ALGORITHM,
+            "public_key": public_key_b64url(state().settings.secret_key),
+        }
+
+
+@blp.route("/contracts/<contract_id>/manifest")
+class ContractManifest(MethodView):
+    @blp.response(200, ManifestSchema)
+    @refusal(409, "`invalid_state`: the contract is not signed yet.")
+    def get(self, contract_id: str) -> Any:
+        """The signed list of licensed assets, once the contract is signed (409 before)."""
+        return service.contract_manifest(
+            db(), viewer(), contract_id, secret_key=state().settings.secret_key
+        )
+
+
+@blp.route("/contracts/<contract_id>/downloads")
+class ContractDownloads(MethodView):
+    @blp.arguments(DownloadCreateSchema)
+    @blp.response(201, DownloadGrantSchema)
+    @refusal(403, "`forbidden`: a party or operator that is not the licensee.")
+    @refusal(404, "`not_found`: no such contract for you, or the asset is not in its manifest.")
+    @refusal(
+        409,
+        "`invalid_state`: the contract is not active today (unsigned, unpaid, not started, "
+        "expired or terminated).",
+    )
+    @refusal(429, "`quota_exceeded`: one more download or its bytes would pass the quota.")
+    def post(self, body: dict[str, Any], contract_id: str) -> Any:
+        """Grant a presigned download of a manifest asset (licensee; 429 past the quota)."""
+        grant = service.grant_download(
+            db(),
+            viewer(),
+            contract_id,
+            body["asset_id"],
+            storage=state().storage,
+            ttl_seconds=state().settings.download_url_ttl_seconds,
+        )
+        d = grant.download
+        return {"id": d.id, "url": grant.url, "expires_at": d.expires_at, "byte_size": d.byte_size}
+
+    @blp.arguments(PageArgsSchema, location="query")
+    @blp.response(200, DownloadPageSchema)
+    def get(self, args: dict[str, Any], contract_id: str) -> Any:
+        """The delivery log: which user got which asset when (parties and operators)."""
+        return paginate(
+            db(),
+            service.downloads_stmt(db(), viewer(), contract_id),
+            keys=[SortKey(Download.id)],
+            limit=args["limit"],
+            cursor=args["cursor"],
+            codec=state().cursors,
+            scope="downloads",
+        )
+
+
+@blp.route("/contracts/<contract_id>/usage")
+class ContractUsage(MethodView):
+    @blp.response(200, UsageSchema)
+    def get(self, contract_id: str) -> Any:
+        """Downloads and bytes used against the contract's quota (parties and operators)."""
+        return service.contract_usage(db(), viewer(), contract_id)

@@ -1,0 +1,104 @@
+"""`make run`: the embedded stack in one process tree, stopped together on Ctrl-C."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from config import Settings
+from config.settings import INSTANCE_DIR
+
+
+def _raise_exit(signum: int, frame: Any) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def run_dev(settings: Settings, *, host: str, port: int) -> None:
+    """Start SeaweedFS and localstripe (unless configured elsewhere), migrate, seed, serve."""
+    from werkzeug.serving import run_simple
+
+    from marketplace import migrations
+    from marketplace.app import create_app
+    from marketplace.core.devstack import LocalStripe, SeaweedFS, free_port
+
+    signal.signal(signal.SIGTERM, _raise_exit)
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        overrides: dict[str, Any] = {}
+        if settings.s3_endpoint_url is None:
+            click.echo("starting SeaweedFS (S3) ...", err=True)
+            weed = SeaweedFS(
+                INSTANCE_DIR / "seaweedfs",
+                s3_port=free_port(),
+                access_key=settings.aws_access_key_id or "",
+                secret_key=settings.aws_secret_access_key or "",
+            )
+            weed.start()
+            # weed takes ~17 s to exit on SIGTERM; its data survives a kill, so don't wait.
+            stack.callback(weed.stop, timeout=2)
+            weed.wait_ready()
+            overrides["s3_endpoint_url"] = weed.endpoint_url
+        if settings.stripe_api_base is None:
+            click.echo("starting localstripe ...", err=True)
+            stripe = stack.enter_context(LocalStripe(state_dir=INSTANCE_DIR / "localstripe"))
+            stripe.wait_ready()
+            overrides["stripe_api_base"] = stripe.api_base
+        settings = settings.with_overrides(**overrides)
+
+        if settings.database_url.startswith("sqlite:///"):
+            Path(settings.database_url.removeprefix("sqlite:///")).parent.mkdir(
+                parents=True, exist_ok=True
+            )
+        migrations.upgrade(settings.database_url)
+        app = create_app(settings)
+        accounts = _seed(app)
+        _print_banner(settings, host, port, accounts)
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+
+
+def _seed(app: Any) -> list[Any]:
+    from marketplace.core.web import AppState
+    from marketplace.demo import seed_demo_accounts, seed_demo_catalog
+
+    app_state: AppState = app.extensions["clearcut"]
+    app_state.storage.ensure_bucket()
+    session = app_state.session_factory()
+    try:
+        accounts = seed_demo_accounts(session, secret_key=app_state.settings.secret_key)
+        session.commit()
+        click.echo("importing the demo studios' catalogs ...", err=True)
+        seed_demo_catalog(session, app_state.storage, accounts)
+        session.commit()
+    finally:
+        session.close()
+    return accounts
+
+
+def _print_banner(settings: Settings, host: str, port: int, accounts: list[Any]) -> None:
+    out = sys.stdout
+    out.write("\nClearcut is running (embedded stack)\n")
+    out.write(
+        f"  API        http://{host}:{port}/api/v1   docs: http://{host}:{port}/api/v1/docs\n"
+    )
+    out.write(f"  database   {settings.database_url}\n")
+    out.write(f"  S3         {settings.s3_endpoint_url}  bucket {settings.s3_bucket}\n")
+    out.write(f"  Stripe     {settings.stripe_api_base}\n\n")
+    out.write("Demo accounts (development keys, stable across restarts):\n")
+    for seeded in accounts:
+        out.write(
+            f"  {seeded.account.kind:<9} {seeded.account.org_name:<24} "
+            f"{seeded.organization_id}  {seeded.account.email}\n"
+            f"            export {_env_name(seeded.account)}={seeded.api_key}\n"
+        )
+    out.write("\nPress Ctrl-C to stop every server.\n\n")
+    out.flush()
+
+
+def _env_name(account: Any) -> str:
+    word = account.org_name.split()[0].upper()
+    return f"{account.kind.upper()}_{word}_KEY" if account.kind != "operator" else "OPERATOR_KEY"

@@ -1,0 +1,596 @@
+"""GET /titles: full text on both dialects, filters, tenant scoping, anonymity, keyset pages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, text, update
+from sqlalchemy.orm import Session
+
+from catalog import search as search_module
+from catalog.eidr import format_eidr
+from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
+from catalog.search import MAX_TERMS, search_terms
+from marketplace.core.errors import BadRequest
+from tests.helpers import problem
+from tests.world import World
+
+TODAY = date.today()
+_counter = iter(range(1, 1_000_000))
+
+
+def make_title(
+    session: Session,
+    studio_id: str,
+    name: str,
+    *,
+    synopsis: str | None = None,
+    visibility: str = "listed",
+    kind: str = "film",
+    parent: Title | None = None,
+    language: str | None = "en",
+    genres: Iterable[str] = ("drama",),
+    year: int | None = 2020,
+    max_height: int | None = None,
+) -> Title:
+    number = next(_counter)
+    title = Title(
+        studio_id=studio_id,
+        external_id=f"ext-{number}",
+        eidr_id=format_eidr(f"{number:020X}"),
+        kind=kind,
+        parent_id=parent.id if parent else None,
+        root_id=(parent.root_id or parent.id) if parent else None,
+        name=name,
+        original_language=language,
+        genres=list(genres),
+        release_year=year,
+        synopsis=synopsis,
+        visibility=visibility,
+        max_height=max_height,
+    )
+    session.add(title)
+    session.flush()
+    session.add_all(TitleGenre(title_id=title.id, genre=genre) for genre in title.genres)
+    session.flush()
+    return title
+
+
+def grant(
+    session: Session,
+    title: Title,
+    *,
+    territories: Iterable[str] = ("WW",),
+    uses: Iterable[str] = ("train",),
+    start: date = date(2020, 1, 1),
+    end: date = TODAY + timedelta(days=365),
+) -> RightsGrant:
+    row = RightsGrant(
+        title_id=title.id,
+        studio_id=title.studio_id,
+        territories=list(territories),
+        start=start,
+        end=end,
+        permitted_uses=list(uses),
+    )
+    session.add(row)
+    session.flush()
+    session.add_all(
+        RightsTerm(grant_id=row.id, territory=t, use=u, title_id=title.id)
+        for t in row.territories
+        for u in row.permitted_uses
+    )
+    session.flush()
+    return row
+
+
+def search(client: Any, world: World, actor: str, **params: Any) -> Any:
+    return client.get("/api/v1/titles", query_string=params, headers=world[actor].headers)
+
+
+def found(client: Any, world: World, actor: str, **params: Any) -> list[str]:
+    """Ids of every matching title, following cursors to the end."""
+    ids: list[str] = []
+    cursor = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        response = search(client, world, actor, **query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        body = response.get_json()
+        ids += [item["id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return ids
+
+
+@pytest.fixture
+def catalog(session: Session, world: World) -> dict[str, Title]:
+    """Two studios' titles of every visibility, with words to find and facets to filter on."""
+    a, b = world["studio_a"].org_id, world["studio_b"].org_id
+    titles = {
+        "lighthouse": make_title(
+            session,
+            a,
+            "The Lighthouse Keeper",
+            synopsis="A reclusive violinist returns home to a stormy island.",
+            genres=("drama", "mystery"),
+            language="fr",
+            year=1998,
+            max_height=2160,
+        ),
+        "harbor": make_title(
+            session,
+            a,
+            "Harbor Lights",
+            synopsis="A retired smuggler stumbles onto a conspiracy.",
+            genres=("crime",),
+            language="es-419",
+            year=2010,
+            max_height=1080,
+        ),
+        "secret": make_title(
+            session,
+            a,
+            "Zephyrine Orchard",
+            synopsis="Quixotic beekeepers of Valparaiso.",
+            visibility="anonymized",
+            genres=("noir",),
+            language="ja",
+            year=2015,
+            max_height=720,
+        ),
+        "draft": make_title(
+            session, a, "Harbor Draft", synopsis="Unreleased cut.", visibility="private"
+        ),
+        "b_listed": make_title(
+            session, b, "Harbor of the Endless Tide", genres=("drama",), language="es", year=2021
+        ),
+        "b_private": make_title(session, b, "Private Harbor", visibility="private"),
+    }
+    session.commit()
+    return titles
+
+
+def ids_of(catalog: dict[str, Title], *names: str) -> list[str]:
+    return sorted(catalog[name].id for name in names)
+
+
+@pytest.fixture(params=["from_matches", "walking_ids"])
+def text_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both of SQLite's plans for words (catalog/search.py) must find the same titles."""
+    if request.param == "walking_ids":
+        monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("text_plan")
+class TestFullText:
+    def test_words_in_the_name_or_the_synopsis_match(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        assert found(client, world, "operator", q="lighthouse") == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", q="SMUGGLER") == ids_of(catalog, "harbor")
+        assert found(client, world, "operator", q="harbor") == ids_of(
+            catalog, "harbor", "draft", "b_listed", "b_private"
+        )
+
+    def test_every_word_must_match_in_either_field(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        # "keeper" is in the name, "violinist" in the synopsis of the same title.
+        assert found(client, world, "operator", q="keeper violinist") == ids_of(
+            catalog, "lighthouse"
+        )
+        assert found(client, world, "operator", q="keeper smuggler") == []
+
+    def test_words_in_any_script_fold_case_but_not_accents(
+        self, client: Any, world: World, session: Session
+    ) -> None:
+        a = world["studio_a"].org_id
+        amelie = make_title(session, a, "Le Fabuleux Destin d'AMÉLIE", synopsis="Straße, 東京")
+        session.commit()
+        for q in ("amélie", "Amélie destin", "STRASSE", "straße", "東京", "d amélie"):
+            expected = [] if q == "STRASSE" else [amelie.id]
+            assert found(client, world, "studio_a", q=q) == expected, q
+        # Both dialects index words as written: an accent is part of the word.
+        assert found(client, world, "studio_a", q="amelie") == []
+
+    def test_no_match_is_an_empty_page(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        body = search(client, world, "operator", q="submarine").get_json()
+        assert body == {"items": [], "next_cursor": None}
+
+    def test_the_last_word_matches_as_a_prefix_and_the_others_whole(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        assert found(client, world, "operator", q="lightho") == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", q="keeper violi") == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", q="keep violinist") == []
+
+    def test_query_syntax_is_only_words(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        # FTS5 and tsquery operators are separators here, never syntax (nor a 500).
+        for q in ('"harbor" (*', "harbor & ! | *", "harbor:* -", "'harbor'", "^harbor)"):
+            assert found(client, world, "operator", q=q) == ids_of(
+                catalog, "harbor", "draft", "b_listed", "b_private"
+            ), q
+        # Operator words are words: all of them must appear.
+        assert found(client, world, "operator", q="harbor OR lighthouse") == []
+
+    def test_a_query_without_words_is_a_bad_request(self, client: Any, world: World) -> None:
+        body = problem(search(client, world, "operator", q="!!! --"), 400, "bad_request")
+        assert "q" in body["errors"]
+        body = problem(search(client, world, "operator", q=""), 400, "bad_request")
+        assert "q" in body["errors"]
+
+    def test_too_many_words_are_refused(self) -> None:
+        assert search_terms("Éclair, naïve CAFÉ") == ["éclair", "naïve", "café"]
+        with pytest.raises(BadRequest):
+            search_terms(" ".join(["word"] * (MAX_TERMS + 1)))
+
+    def test_the_index_follows_renames_and_deletions(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        lighthouse = catalog["lighthouse"].id
+        session.execute(
+            update(Title)
+            .where(Title.id == lighthouse)
+            .values(name="Beacon", synopsis="A weary pilot.")
+        )
+        session.commit()
+        assert found(client, world, "operator", q="lighthouse") == []
+        assert found(client, world, "operator", q="violinist") == []
+        assert found(client, world, "operator", q="beacon pilot") == [lighthouse]
+        session.execute(delete(Title).where(Title.id == lighthouse))
+        session.commit()
+        assert found(client, world, "operator", q="beacon") == []
+
+
+class TestWhoSeesWhat:
+    def test_a_studio_sees_its_own_titles_of_every_visibility_and_nothing_else(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        assert found(client, world, "studio_a") == ids_of(
+            catalog, "lighthouse", "harbor", "secret", "draft"
+        )
+        assert found(client, world, "studio_b", q="harbor") == ids_of(
+            catalog, "b_listed", "b_private"
+        )
+
+    def test_a_developer_sees_listed_and_anonymized_titles_of_every_studio(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        assert found(client, world, "developer_x") == ids_of(
+            catalog, "lighthouse", "harbor", "secret", "b_listed"
+        )
+
+    def test_an_operator_sees_everything_and_may_filter_by_studio(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        assert found(client, world, "operator") == sorted(t.id for t in catalog.values())
+        assert found(client, world, "operator", studio_id=world["studio_b"].org_id) == ids_of(
+            catalog, "b_listed", "b_private"
+        )
+
+    @pytest.mark.parametrize("actor", ["studio_a", "developer_x"])
+    def test_only_operators_filter_by_studio(
+        self, client: Any, world: World, catalog: dict[str, Title], actor: str
+    ) -> None:
+        # Refused whatever the id, the caller's own included: the answer tells nothing.
+        for studio in ("studio_a", "studio_b"):
+            response = search(client, world, actor, studio_id=world[studio].org_id)
+            assert "studio_id" in problem(response, 403, "forbidden")["errors"]
+
+    def test_a_member_sees_what_the_owner_sees(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        member = client.get("/api/v1/titles", headers=world["studio_a"].member_headers)
+        owner = search(client, world, "studio_a")
+        assert member.get_json() == owner.get_json()
+
+
+@pytest.mark.usefixtures("text_plan")
+class TestAnonymity:
+    def test_a_developer_cannot_find_an_anonymized_title_by_its_hidden_words(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        for q in ("Zephyrine", "zephyrine orchard", "Quixotic beekeepers", "Valparaiso", "zeph"):
+            assert found(client, world, "developer_x", q=q) == [], q
+            assert found(client, world, "studio_a", q=q) == ids_of(catalog, "secret"), q
+            assert found(client, world, "operator", q=q) == ids_of(catalog, "secret"), q
+
+    def test_filters_return_anonymized_titles_without_who_or_what_they_are(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        secret = catalog["secret"]
+        grant(session, secret, territories=["JP"], uses=["evaluate"])
+        session.commit()
+        response = search(
+            client,
+            world,
+            "developer_x",
+            genre="noir",
+            language="ja",
+            kind="film",
+            release_year_min=2015,
+            min_height=720,
+            permitted_use="evaluate",
+            territory="JP",
+        )
+        body = response.get_json()
+        assert [item["id"] for item in body["items"]] == [secret.id]
+        item = body["items"][0]
+        for hidden in ("name", "synopsis", "eidr_id", "external_id", "studio_id"):
+            assert item[hidden] is None, hidden
+        assert item["anonymized"] is True
+        assert item["genres"] == ["noir"] and item["original_language"] == "ja"
+        raw = response.get_data(as_text=True)
+        for secret_text in (
+            world["studio_a"].org_id,
+            "Studio A",
+            secret.name,
+            "Zephyrine",
+            "Quixotic",
+            secret.external_id,
+            str(secret.eidr_id),
+        ):
+            assert secret_text not in raw, secret_text
+
+    def test_listed_titles_show_everything(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        item = search(client, world, "developer_x", q="lighthouse").get_json()["items"][0]
+        lighthouse = catalog["lighthouse"]
+        assert item["name"] == lighthouse.name
+        assert item["studio_id"] == world["studio_a"].org_id
+        assert item["external_id"] == lighthouse.external_id
+        assert item["anonymized"] is False
+
+    def test_mixed_pages_order_by_id_only(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        # The order is the ids' order, so it cannot hint at a hidden name.
+        listed = found(client, world, "developer_x", limit=1)
+        assert listed == sorted(listed) and catalog["secret"].id in listed
+
+
+class TestFilters:
+    def test_genre(self, client: Any, world: World, catalog: dict[str, Title]) -> None:
+        assert found(client, world, "operator", genre="mystery") == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", genre=" Drama ") == ids_of(
+            catalog, "lighthouse", "draft", "b_listed", "b_private"
+        )
+        assert found(client, world, "operator", genre="western") == []
+
+    def test_language_bare_finds_its_variants_and_a_tag_finds_itself(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        assert found(client, world, "operator", language="ES") == ids_of(
+            catalog, "harbor", "b_listed"
+        )
+        assert found(client, world, "operator", language="es-419") == ids_of(catalog, "harbor")
+        assert found(client, world, "operator", language="fra") == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", language="de") == []
+
+    def test_kind(self, client: Any, world: World, session: Session, catalog: Any) -> None:
+        a = world["studio_a"].org_id
+        series = make_title(session, a, "Tidewater", kind="series")
+        season = make_title(session, a, "Tidewater: Season 1", kind="season", parent=series)
+        session.commit()
+        assert found(client, world, "studio_a", kind="series") == [series.id]
+        assert found(client, world, "studio_a", kind="season") == [season.id]
+        assert catalog["lighthouse"].id in found(client, world, "studio_a", kind="film")
+
+    def test_release_year_range(self, client: Any, world: World, catalog: dict[str, Title]) -> None:
+        assert found(client, world, "studio_a", release_year_min=2010) == ids_of(
+            catalog, "harbor", "secret", "draft"
+        )
+        assert found(client, world, "studio_a", release_year_max=2010) == ids_of(
+            catalog, "lighthouse", "harbor"
+        )
+        assert found(
+            client, world, "studio_a", release_year_min=2010, release_year_max=2014
+        ) == ids_of(catalog, "harbor")
+
+    def test_min_height(self, client: Any, world: World, catalog: dict[str, Title]) -> None:
+        assert found(client, world, "operator", min_height=1080) == ids_of(
+            catalog, "lighthouse", "harbor"
+        )
+        assert found(client, world, "operator", min_height=2160) == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", min_height=4320) == []
+
+    def test_permitted_use_and_territory_match_the_same_grant(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        grant(session, catalog["lighthouse"], territories=["WW"], uses=["train", "evaluate"])
+        grant(session, catalog["harbor"], territories=["US", "CA"], uses=["fine_tune"])
+        grant(session, catalog["harbor"], territories=["FR"], uses=["train"])
+        session.commit()
+        assert found(client, world, "operator", permitted_use="train") == ids_of(
+            catalog, "lighthouse", "harbor"
+        )
+        # A worldwide grant answers for any territory.
+        assert found(client, world, "operator", territory="jp") == ids_of(catalog, "lighthouse")
+        assert found(client, world, "operator", territory="US") == ids_of(
+            catalog, "lighthouse", "harbor"
+        )
+        assert found(client, world, "operator", territory="WW") == ids_of(catalog, "lighthouse")
+        # Harbor may be trained on in France and fine-tuned on in the US, not trained on there.
+        assert found(client, world, "operator", permitted_use="train", territory="US") == ids_of(
+            catalog, "lighthouse"
+        )
+        assert found(client, world, "operator", permitted_use="train", territory="FR") == ids_of(
+            catalog, "lighthouse", "harbor"
+        )
+        assert found(client, world, "operator", permitted_use="generate_reference") == []
+
+    def test_a_grant_that_has_ended_does_not_count(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        grant(session, catalog["lighthouse"], end=TODAY - timedelta(days=1))
+        grant(session, catalog["harbor"], end=TODAY)  # the end date is inclusive
+        grant(session, catalog["secret"], start=TODAY + timedelta(days=30))  # not yet begun
+        session.commit()
+        assert found(client, world, "operator", permitted_use="train") == ids_of(
+            catalog, "harbor", "secret"
+        )
+
+    def test_rights_on_a_series_or_season_cover_its_children(
+        self, client: Any, world: World, session: Session
+    ) -> None:
+        a = world["studio_a"].org_id
+        series = make_title(session, a, "Tidewater", kind="series")
+        season = make_title(session, a, "Tidewater: Season 1", kind="season", parent=series)
+        episode = make_title(session, a, "Tidewater S01E01", kind="episode", parent=season)
+        other_season = make_title(session, a, "Tidewater: Season 2", kind="season", parent=series)
+        other_episode = make_title(
+            session, a, "Tidewater S02E01", kind="episode", parent=other_season
+        )
+        grant(session, series, territories=["WW"], uses=["train"])
+        grant(session, other_season, territories=["DE"], uses=["evaluate"])
+        grant(session, episode, territories=["BR"], uses=["fine_tune"])
+        session.commit()
+
+        def where(**params: Any) -> list[str]:
+            return found(client, world, "studio_a", **params)
+
+        every = sorted([series.id, season.id, episode.id, other_season.id, other_episode.id])
+        assert where(permitted_use="train", territory="KR") == every
+        assert where(permitted_use="evaluate") == sorted([other_season.id, other_episode.id])
+        # A grant on a child says nothing about its parents.
+        assert where(permitted_use="fine_tune") == [episode.id]
+        assert where(territory="BR", kind="episode") == sorted([episode.id, other_episode.id])
+        assert where(territory="DE", kind="episode") == sorted([episode.id, other_episode.id])
+        assert where(territory="DE", permitted_use="evaluate", kind="episode") == [other_episode.id]
+
+    @pytest.mark.usefixtures("text_plan")
+    def test_filters_combine_with_words(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        grant(session, catalog["harbor"], territories=["MX"], uses=["train"])
+        grant(session, catalog["b_listed"], territories=["WW"], uses=["train"])
+        session.commit()
+        assert found(
+            client, world, "developer_x", q="harbor", language="es", permitted_use="train"
+        ) == ids_of(catalog, "harbor", "b_listed")
+        assert found(
+            client, world, "developer_x", q="harbor", language="es", territory="MX", genre="crime"
+        ) == ids_of(catalog, "harbor")
+        assert found(
+            client, world, "developer_x", q="harbor", release_year_min=2011, territory="MX"
+        ) == ids_of(catalog, "b_listed")
+
+    @pytest.mark.parametrize(
+        ("params", "field"),
+        [
+            ({"language": "xx"}, "language"),
+            ({"language": "en-US-x-private"}, "language"),
+            ({"territory": "UK"}, "territory"),
+            ({"territory": "WORLD"}, "territory"),
+            ({"kind": "movie"}, "kind"),
+            ({"permitted_use": "resell"}, "permitted_use"),
+            ({"release_year_min": "nineteen"}, "release_year_min"),
+            ({"release_year_min": 2001, "release_year_max": 2000}, "release_year_min"),
+            ({"min_height": 0}, "min_height"),
+            ({"limit": 201}, "limit"),
+            ({"cursor": "forged"}, "cursor"),
+            ({"sort": "name"}, "sort"),
+            ({"genre": "dra\x00ma"}, "genre"),
+            ({"studio_id": "acme"}, "studio_id"),
+        ],
+    )
+    def test_bad_parameters_are_400_naming_the_parameter(
+        self, client: Any, world: World, params: dict[str, Any], field: str
+    ) -> None:
+        body = problem(search(client, world, "developer_x", **params), 400, "bad_request")
+        assert field in body["errors"], body
+
+
+@pytest.mark.usefixtures("text_plan")
+class TestPagination:
+    def test_pages_cover_every_title_once_while_newer_titles_arrive(
+        self, client: Any, world: World, session: Session
+    ) -> None:
+        a = world["studio_a"].org_id
+        original = sorted(make_title(session, a, f"Harbor {n}").id for n in range(7))
+        session.commit()
+        seen: list[str] = []
+        arrived: list[str] = []
+        cursor = None
+        for _ in range(10):
+            params: dict[str, Any] = {"limit": 3, "q": "harbor"}
+            if cursor:
+                params["cursor"] = cursor
+            body = search(client, world, "studio_a", **params).get_json()
+            seen += [item["id"] for item in body["items"]]
+            cursor = body["next_cursor"]
+            if cursor is None:
+                break
+            # Another client adds titles between our pages; ids are time-ordered.
+            time.sleep(0.002)
+            arrived.append(make_title(session, a, f"Harbor late {len(arrived)}").id)
+            session.commit()
+        assert cursor is None
+        assert len(seen) == len(set(seen)), "a title appeared on two pages"
+        assert seen[: len(original)] == original, "an original title was skipped or moved"
+        assert seen[len(original) :] == sorted(arrived)
+        assert arrived and set(arrived) <= set(seen)
+
+    def test_limit_and_the_last_page(self, client: Any, world: World, session: Session) -> None:
+        a = world["studio_a"].org_id
+        made = sorted(make_title(session, a, f"Film {n}").id for n in range(4))
+        session.commit()
+        first = search(client, world, "studio_a", limit=2).get_json()
+        assert [i["id"] for i in first["items"]] == made[:2]
+        second = search(client, world, "studio_a", limit=2, cursor=first["next_cursor"]).get_json()
+        assert [i["id"] for i in second["items"]] == made[2:]
+        assert second["next_cursor"] is None
+
+
+class TestIndexMaintenance:
+    """The database keeps the index itself; a later migration must not lose that."""
+
+    def test_sqlite_triggers_exist_and_the_index_is_consistent(
+        self, session: Session, dialect: str, catalog: dict[str, Title]
+    ) -> None:
+        if dialect != "sqlite":
+            pytest.skip("SQLite's FTS5 triggers")
+        triggers = set(
+            session.scalars(
+                text(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'titles'"
+                )
+            )
+        )
+        assert {
+            "titles_fts_after_insert",
+            "titles_fts_after_update",
+            "titles_fts_after_delete",
+        } <= triggers
+        session.execute(update(Title).values(synopsis=Title.name))
+        session.execute(delete(Title).where(Title.id == catalog["draft"].id))
+        # Raises (SQLITE_CORRUPT_VTAB) if the index and the titles table disagree.
+        session.execute(
+            text("INSERT INTO titles_fts(titles_fts, rank) VALUES ('integrity-check', 1)")
+        )
+
+    def test_postgres_vector_is_generated_and_indexed(self, session: Session, dialect: str) -> None:
+        if dialect != "postgresql":
+            pytest.skip("PostgreSQL's generated tsvector column")
+        generated = session.scalar(
+            text(
+                "SELECT is_generated FROM information_schema.columns "
+                "WHERE table_name = 'titles' AND column_name = 'search_vector'"
+            )
+        )
+        assert generated == "ALWAYS"
+        indexdef = session.scalar(
+            text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fts_titles_search_vector'")
+        )
+        assert indexdef is not None and "gin" in indexdef.lower()

@@ -1,0 +1,295 @@
+"""One contract for every ObjectStorage: S3Storage on a real SeaweedFS, and the in-memory fake.
+
+Where the fake can honour a behaviour (presigned uploads and downloads, expiry) it runs the same
+test through its `simulate_*` methods, so unit tests that rely on the fake rely on real behaviour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from marketplace.core.devstack import SeaweedFS, free_port
+from marketplace.core.storage import (
+    CHECKSUM_HEADER,
+    InMemoryStorage,
+    ObjectInfo,
+    ObjectStorage,
+    S3Storage,
+    StorageUnavailable,
+    attachment_disposition,
+    upload_headers,
+)
+
+HttpPut = Callable[[str, bytes, Mapping[str, str]], int]
+HttpGet = Callable[[str], tuple[int, bytes, Mapping[str, str]]]
+
+
+@dataclass
+class Backend:
+    """A storage under test, with how a client talks to its presigned URLs."""
+
+    storage: ObjectStorage
+    http_put: HttpPut
+    http_get: HttpGet
+    elapse: Callable[[float], None]  # let this much time pass for URL expiry
+
+
+def _requests_put(url: str, body: bytes, headers: Mapping[str, str]) -> int:
+    return requests.put(url, data=body, headers=dict(headers), timeout=10).status_code
+
+
+def _requests_get(url: str) -> tuple[int, bytes, Mapping[str, str]]:
+    response = requests.get(url, timeout=10)
+    return response.status_code, response.content, response.headers
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(params=[pytest.param("s3", marks=pytest.mark.servers), "memory"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "s3":
+        storage: S3Storage = request.getfixturevalue("s3_storage")
+        return Backend(storage, _requests_put, _requests_get, time.sleep)
+    clock = _Clock()
+    fake = InMemoryStorage("contract-test", clock=clock)
+    return Backend(fake, fake.simulate_put, fake.simulate_get, clock.advance)
+
+
+@pytest.fixture
+def key() -> str:
+    # Spaces and non-ASCII exercise the key quoting in presigned URLs.
+    return f"contract/{uuid.uuid4().hex}/Reel 1 – Übergang.mov"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------------------- both backends
+
+
+def test_ensure_bucket_is_idempotent(backend: Backend, key: str) -> None:
+    backend.storage.ensure_bucket()
+    backend.storage.ensure_bucket()
+
+    backend.storage.put_bytes(key, b"still usable")
+    assert backend.storage.head(key) is not None
+
+
+def test_head_of_an_absent_key_is_none(backend: Backend, key: str) -> None:
+    assert backend.storage.head(key) is None
+
+
+def test_put_bytes_then_head_reports_size_and_sha256(backend: Backend, key: str) -> None:
+    data = b"frame data \x00\xff" * 100
+
+    backend.storage.put_bytes(key, data)
+
+    assert backend.storage.head(key) == ObjectInfo(byte_size=len(data), sha256_hex=_sha256(data))
+
+
+def test_ping_succeeds(backend: Backend) -> None:
+    backend.storage.ping()
+
+
+def test_presigned_upload_with_the_declared_size_and_checksum_is_stored(
+    backend: Backend, key: str
+) -> None:
+    body = b"the declared asset bytes"
+    url = backend.storage.presign_put(
+        key, byte_size=len(body), sha256_hex=_sha256(body), expires_in=60
+    )
+
+    status = backend.http_put(url, body, upload_headers(_sha256(body)))
+
+    assert status == 200
+    assert backend.storage.head(key) == ObjectInfo(byte_size=len(body), sha256_hex=_sha256(body))
+
+
+def test_presigned_upload_of_another_length_is_refused(backend: Backend, key: str) -> None:
+    declared = b"declared bytes"
+    url = backend.storage.presign_put(
+        key, byte_size=len(declared), sha256_hex=_sha256(declared), expires_in=60
+    )
+
+    status = backend.http_put(url, declared + b" and more", upload_headers(_sha256(declared)))
+
+    assert status == 403
+    assert backend.storage.head(key) is None
+
+
+def test_presigned_upload_of_other_bytes_of_the_same_length_is_refused(
+    backend: Backend, key: str
+) -> None:
+    declared = b"declared bytes"
+    other = b"DECLARED BYTES"
+    url = backend.storage.presign_put(
+        key, byte_size=len(declared), sha256_hex=_sha256(declared), expires_in=60
+    )
+
+    # The uploader claims the declared checksum but sends other bytes: BadDigest.
+    assert backend.http_put(url, other, upload_headers(_sha256(declared))) == 400
+    # Or it sends the checksum of what it actually sends: not what was signed.
+    assert backend.http_put(url, other, upload_headers(_sha256(other))) == 403
+    assert backend.storage.head(key) is None
+
+
+def test_presigned_upload_without_the_checksum_header_is_refused(
+    backend: Backend, key: str
+) -> None:
+    body = b"declared bytes"
+    url = backend.storage.presign_put(
+        key, byte_size=len(body), sha256_hex=_sha256(body), expires_in=60
+    )
+
+    assert backend.http_put(url, body, {}) == 403
+    assert backend.storage.head(key) is None
+
+
+def test_presigned_download_returns_the_bytes_and_the_attachment_name(
+    backend: Backend, key: str
+) -> None:
+    data = b"licensed footage" * 64
+    backend.storage.put_bytes(key, data)
+    filename = 'Reel 1 – "final".mov'
+
+    status, body, headers = backend.http_get(
+        backend.storage.presign_get(key, expires_in=60, filename=filename)
+    )
+
+    assert status == 200
+    assert body == data
+    assert headers["Content-Disposition"] == attachment_disposition(filename)
+    assert headers["Content-Disposition"] == (
+        'attachment; filename="Reel 1 _ _final_.mov"; '
+        "filename*=UTF-8''Reel%201%20%E2%80%93%20%22final%22.mov"
+    )
+
+
+def test_an_expired_presigned_download_is_refused(backend: Backend, key: str) -> None:
+    backend.storage.put_bytes(key, b"short-lived")
+    url = backend.storage.presign_get(key, expires_in=1)
+
+    backend.elapse(2)
+
+    assert backend.http_get(url)[0] == 403
+
+
+def test_presign_rejects_a_malformed_checksum(backend: Backend, key: str) -> None:
+    with pytest.raises(ValueError, match="sha256_hex"):
+        backend.storage.presign_put(key, byte_size=1, sha256_hex="abc", expires_in=60)
+
+
+# ----------------------------------------------------------------------- real server only
+
+
+@pytest.mark.servers
+def test_an_unsigned_download_is_refused(s3_storage: S3Storage, key: str) -> None:
+    s3_storage.put_bytes(key, b"not public")
+    presigned = s3_storage.presign_get(key, expires_in=60)
+
+    response = requests.get(presigned.split("?", 1)[0], timeout=10)
+
+    assert response.status_code == 403
+    assert b"not public" not in response.content
+
+
+@pytest.mark.servers
+def test_a_tampered_presigned_download_is_refused(s3_storage: S3Storage, key: str) -> None:
+    s3_storage.put_bytes(key, b"not public")
+    presigned = s3_storage.presign_get(key, expires_in=60)
+
+    response = requests.get(presigned.replace("X-Amz-Expires=60", "X-Amz-Expires=61"), timeout=10)
+
+    assert response.status_code == 403
+
+
+def test_ping_on_a_closed_port_raises_quickly() -> None:
+    storage = S3Storage(
+        "clearcut-nowhere",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        access_key="AKIDEXAMPLE",
+        secret_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+    )
+    started = time.monotonic()
+
+    with pytest.raises(StorageUnavailable) as raised:
+        storage.ping()
+
+    assert time.monotonic() - started < 3
+    message = str(raised.value)
+    assert "AKIDEXAMPLE" not in message
+    assert "wJalrXUtnFEMI" not in message
+    storage.close()
+
+
+@pytest.mark.servers
+def test_ping_with_wrong_credentials_raises(s3_storage: S3Storage) -> None:
+    storage = S3Storage(
+        s3_storage.bucket,
+        endpoint_url=s3_storage.endpoint_url,
+        access_key="AKIDWRONG",
+        secret_key="not-the-secret",
+    )
+
+    with pytest.raises(StorageUnavailable, match="HTTP 403"):
+        storage.ping()
+    with pytest.raises(StorageUnavailable) as raised:
+        storage.head("anything")
+
+    assert "not-the-secret" not in str(raised.value)
+    storage.close()
+
+
+@pytest.mark.servers
+def test_ping_of_a_missing_bucket_raises(seaweedfs: SeaweedFS) -> None:
+    storage = S3Storage(
+        f"clearcut-missing-{uuid.uuid4().hex[:8]}",
+        endpoint_url=seaweedfs.endpoint_url,
+        access_key=seaweedfs.access_key,
+        secret_key=seaweedfs.secret_key,
+    )
+
+    with pytest.raises(StorageUnavailable, match="HTTP 404"):
+        storage.ping()
+    storage.close()
+
+
+# ------------------------------------------------------------------------------ fake only
+
+
+def test_the_fake_simulates_an_outage() -> None:
+    fake = InMemoryStorage()
+    fake.fail_next_ping = True
+    with pytest.raises(StorageUnavailable):
+        fake.ping()
+    fake.ping()  # only the next one failed
+
+    fake.available = False
+    with pytest.raises(StorageUnavailable):
+        fake.ping()
+    with pytest.raises(StorageUnavailable):
+        fake.head("k")
+    with pytest.raises(StorageUnavailable):
+        fake.put_bytes("k", b"x")
+
+
+def test_the_fake_satisfies_the_protocol() -> None:
+    assert isinstance(InMemoryStorage(), ObjectStorage)
+    assert CHECKSUM_HEADER == "x-amz-checksum-sha256"

@@ -1,0 +1,374 @@
+"""Metered downloads: who may, when, what, how much; usage, the delivery log, and races."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import urllib.parse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import Session
+
+from catalog.models import Asset
+from contracts.models import Contract
+from marketplace.app import create_app
+from marketplace.audit.models import AuditEvent, AuditEventParty
+from marketplace.core.db import make_session_factory
+from marketplace.core.storage import InMemoryStorage
+from marketplace.delivery.models import Download
+from tests.catalog.factories import make_asset, make_title
+from tests.deals import cleared_title, signed_contract
+from tests.delivery.builders import make_contract, today
+from tests.helpers import problem
+from tests.world import World, build_world
+
+
+def grant(client: Any, contract_id: str, asset_id: str, headers: dict[str, str]) -> Any:
+    return client.post(
+        f"/api/v1/contracts/{contract_id}/downloads", json={"asset_id": asset_id}, headers=headers
+    )
+
+
+def usage(client: Any, contract_id: str, headers: dict[str, str]) -> dict[str, int]:
+    response = client.get(f"/api/v1/contracts/{contract_id}/usage", headers=headers)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body: dict[str, int] = response.get_json()
+    return body
+
+
+def film(session: Session, world: World, *sizes: int, studio: str = "studio_a") -> list[Asset]:
+    """A film with one ready asset of each size (distinct bytes)."""
+    title = make_title(session, world[studio].org_id)
+    return [
+        make_asset(session, title, data=bytes([65 + i % 26]) * size) for i, size in enumerate(sizes)
+    ]
+
+
+class TestGrant:
+    def test_licensee_gets_a_working_url_counted_logged_and_audited(
+        self, client: Any, session: Session, world: World, storage: InMemoryStorage, settings: Any
+    ) -> None:
+        title = make_title(session, world["studio_a"].org_id)
+        data = b"frame " * 1000
+        asset = make_asset(session, title, data=data)
+        storage.put_bytes(asset.storage_key, data)
+        contract = make_contract(session, world, [title.id])
+        session.commit()
+        dev = world["developer_x"]
+        before = datetime.now(UTC)
+        response = grant(client, contract.id, asset.id, dev.member_headers)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        body = response.get_json()
+        assert set(body) == {"id", "url", "expires_at", "byte_size"}
+        assert body["id"].startswith("dl_")
+        assert body["byte_size"] == len(data)
+        expires = datetime.fromisoformat(body["expires_at"])
+        ttl = timedelta(seconds=settings.download_url_ttl_seconds)
+        assert before + ttl - timedelta(seconds=1) <= expires <= datetime.now(UTC) + ttl
+        # The URL fetches exactly the manifest's bytes, as an attachment named by asset id.
+        status, fetched, headers = storage.simulate_get(body["url"])
+        assert status == 200
+        manifest = client.get(
+            f"/api/v1/contracts/{contract.id}/manifest", headers=dev.headers
+        ).get_json()
+        assert hashlib.sha256(fetched).hexdigest() == manifest["assets"][0]["sha256"]
+        assert f'filename="{asset.id}"' in headers["Content-Disposition"]
+        assert title.name not in urllib.parse.unquote(body["url"])
+        assert usage(client, contract.id, world["studio_a"].headers) == {
+            "downloads_used": 1,
+            "downloads_quota": 100,
+            "bytes_used": len(data),
+            "bytes_quota": 10**12,
+        }
+        # The studio's track and trace: which user got which asset, when.
+        log = client.get(
+            f"/api/v1/contracts/{contract.id}/downloads", headers=world["studio_a"].headers
+        ).get_json()
+        [entry] = log["items"]
+        assert entry["id"] == body["id"]
+        assert (entry["asset_id"], entry["title_id"]) == (asset.id, title.id)
+        assert (entry["user_id"], entry["organization_id"]) == (dev.member_id, dev.org_id)
+        assert entry["sha256"] == asset.sha256 and entry["expires_at"] == body["expires_at"]
+        assert "url" not in entry
+        event = session.scalars(select(AuditEvent).where(AuditEvent.object_id == body["id"])).one()
+        assert event.action == "download.granted"
+        assert event.organization_id == world["studio_a"].org_id
+        assert event.actor_user_id == dev.member_id
+        assert event.data["contract_id"] == contract.id and event.data["asset_id"] == asset.id
+        readers = set(
+            session.scalars(
+                select(AuditEventParty.organization_id).where(AuditEventParty.event_id == event.id)
+            )
+        )
+        assert readers == {world["studio_a"].org_id, dev.org_id}
+
+    def test_a_negotiated_contract_delivers_once_active(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        title = cleared_title(session, world["studio_a"].org_id)
+        session.commit()
+        contract = signed_contract(client, world, [title.id])
+        asset_id = session.scalars(select(Asset.id).where(Asset.title_id == title.id)).one()
+        dev = world["developer_x"].headers
+        problem(grant(client, contract["id"], asset_id, dev), 409, "invalid_state")  # unpaid
+        session.execute(
+            update(Contract)
+            .where(Contract.id == contract["id"])
+            .values(
+                status="active",
+                payment_status="paid",
+                starts_on=today() - timedelta(days=1),
+                ends_on=today() + timedelta(days=1),
+            )
+        )
+        session.commit()
+        response = grant(client, contract["id"], asset_id, dev)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        assert response.get_json()["byte_size"] == 1_000_000
+
+
+class TestRefusals:
+    def test_only_the_licensee_downloads(self, client: Any, session: Session, world: World) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        for who in ("studio_a", "operator"):
+            problem(grant(client, contract.id, asset.id, world[who].headers), 403, "forbidden")
+        for who in ("developer_y", "studio_b"):
+            problem(grant(client, contract.id, asset.id, world[who].headers), 404, "not_found")
+        assert usage(client, contract.id, world["operator"].headers)["downloads_used"] == 0
+
+    @pytest.mark.parametrize(
+        ("status", "start_days", "end_days"),
+        [
+            ("pending_signatures", -1, 1),  # unsigned
+            ("signed", -1, 1),  # signed, not paid yet
+            ("active", 1, 30),  # paid, not started
+            ("active", -30, -1),  # expired yesterday
+            ("terminated", -1, 1),
+        ],
+        ids=["unsigned", "unpaid", "not_started", "expired", "terminated"],
+    )
+    def test_a_contract_not_active_today_delivers_nothing(
+        self,
+        client: Any,
+        session: Session,
+        world: World,
+        status: str,
+        start_days: int,
+        end_days: int,
+    ) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(
+            session,
+            world,
+            [asset.title_id],
+            status=status,
+            starts_on=today() + timedelta(days=start_days),
+            ends_on=today() + timedelta(days=end_days),
+        )
+        session.commit()
+        problem(
+            grant(client, contract.id, asset.id, world["developer_x"].headers), 409, "invalid_state"
+        )
+        assert usage(client, contract.id, world["developer_x"].headers)["downloads_used"] == 0
+        assert session.scalar(select(func.count()).select_from(Download)) == 0
+
+    def test_termination_revokes_delivery_at_once(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        assert grant(client, contract.id, asset.id, dev).status_code == 201
+        terminated = client.post(
+            f"/api/v1/contracts/{contract.id}/terminate",
+            json={"reason": "breach of the licence"},
+            headers=world["operator"].headers,
+        )
+        assert terminated.status_code == 200, terminated.get_data(as_text=True)
+        problem(grant(client, contract.id, asset.id, dev), 409, "invalid_state")
+        assert usage(client, contract.id, dev)["downloads_used"] == 1
+
+    def test_assets_outside_the_manifest_are_not_found(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        title = make_title(session, world["studio_a"].org_id)
+        licensed = make_asset(session, title, data=b"ready")
+        pending = make_asset(session, title, data=b"uploading", status="pending")
+        [unlicensed] = film(session, world, 10)
+        [elsewhere] = film(session, world, 10, studio="studio_b")
+        contract = make_contract(session, world, [licensed.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        for asset_id in (pending.id, unlicensed.id, elsewhere.id, "ast_" + "0" * 26):
+            problem(grant(client, contract.id, asset_id, dev), 404, "not_found")
+        assert usage(client, contract.id, dev)["downloads_used"] == 0
+
+    def test_the_body_is_validated(self, client: Any, session: Session, world: World) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        path = f"/api/v1/contracts/{contract.id}/downloads"
+        dev = world["developer_x"].headers
+        problem(client.post(path, json={}, headers=dev), 422, "validation_error")
+        body = problem(
+            client.post(path, json={"asset_id": asset.id, "bytes": 1}, headers=dev),
+            422,
+            "validation_error",
+        )
+        assert "bytes" in body["errors"]
+
+
+class TestQuota:
+    def test_downloads_are_counted_up_to_the_quota_exactly(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id], quota_downloads=3)
+        session.commit()
+        dev = world["developer_x"].headers
+        for _ in range(3):
+            assert grant(client, contract.id, asset.id, dev).status_code == 201
+        body = problem(grant(client, contract.id, asset.id, dev), 429, "quota_exceeded")
+        assert "downloads" in body["detail"]
+        assert usage(client, contract.id, dev) == {
+            "downloads_used": 3,
+            "downloads_quota": 3,
+            "bytes_used": 30,
+            "bytes_quota": 10**12,
+        }
+        assert session.scalar(select(func.count()).select_from(Download)) == 3
+
+    def test_bytes_are_counted_up_to_the_quota_exactly(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        big, small = film(session, world, 100, 50)
+        contract = make_contract(session, world, [big.title_id], quota_bytes=250)
+        session.commit()
+        dev = world["developer_x"].headers
+        for _ in range(2):
+            assert grant(client, contract.id, big.id, dev).status_code == 201
+        # 200 used: 100 more would make 300 > 250, refused; 50 more lands exactly on 250.
+        body = problem(grant(client, contract.id, big.id, dev), 429, "quota_exceeded")
+        assert "bytes" in body["detail"]
+        assert grant(client, contract.id, small.id, dev).status_code == 201
+        assert usage(client, contract.id, dev)["bytes_used"] == 250
+        problem(grant(client, contract.id, small.id, dev), 429, "quota_exceeded")
+        refused_events = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "download.granted")
+        )
+        assert refused_events == 3  # only the grants were recorded
+        assert usage(client, contract.id, dev) == {
+            "downloads_used": 3,
+            "downloads_quota": 100,
+            "bytes_used": 250,
+            "bytes_quota": 250,
+        }
+
+    def test_an_asset_larger_than_the_whole_quota_is_refused(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        [asset] = film(session, world, 11)
+        contract = make_contract(session, world, [asset.title_id], quota_bytes=10)
+        session.commit()
+        problem(
+            grant(client, contract.id, asset.id, world["developer_x"].headers),
+            429,
+            "quota_exceeded",
+        )
+
+
+class TestDeliveryLog:
+    def test_the_log_pages_and_is_private_to_the_parties(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        first, second = film(session, world, 10, 20)
+        contract = make_contract(session, world, [first.title_id])
+        other = make_contract(session, world, [first.title_id])
+        session.commit()
+        dev = world["developer_x"]
+        granted = [
+            grant(client, contract.id, a.id, dev.headers).get_json()["id"]
+            for a in (first, second, first)
+        ]
+        grant(client, other.id, first.id, dev.headers)  # another contract's log
+        path = f"/api/v1/contracts/{contract.id}/downloads"
+        seen: list[str] = []
+        cursor = ""
+        while True:
+            page = client.get(
+                f"{path}?limit=2{cursor}", headers=world["operator"].headers
+            ).get_json()
+            seen += [item["id"] for item in page["items"]]
+            if page["next_cursor"] is None:
+                break
+            cursor = f"&cursor={page['next_cursor']}"
+        assert seen == granted
+        for who in ("developer_y", "studio_b"):
+            problem(client.get(path, headers=world[who].headers), 404, "not_found")
+            problem(
+                client.get(f"/api/v1/contracts/{contract.id}/usage", headers=world[who].headers),
+                404,
+                "not_found",
+            )
+
+
+@pytest.mark.committing
+class TestConcurrency:
+    """Real commits on separate connections: the database, not luck, enforces the quota."""
+
+    @pytest.mark.parametrize("limit", ["downloads", "bytes"])
+    def test_concurrent_grants_never_pass_the_quota(
+        self, committing_engine: Engine, settings: Any, storage: InMemoryStorage, limit: str
+    ) -> None:
+        size, quota, threads = 1000, 5, 12
+        with Session(committing_engine, expire_on_commit=False) as session:
+            world = build_world(session)
+            [asset] = film(session, world, size)
+            quotas = (
+                {"quota_downloads": quota, "quota_bytes": 10**12}
+                if limit == "downloads"
+                else {"quota_downloads": 1000, "quota_bytes": quota * size}
+            )
+            contract = make_contract(session, world, [asset.title_id], **quotas)
+            session.commit()
+            contract_id, asset_id = contract.id, asset.id
+        app = create_app(
+            settings, session_factory=make_session_factory(committing_engine), storage=storage
+        )
+        dev = world["developer_x"]
+        barrier = threading.Barrier(threads)
+        results: list[Any] = [None] * threads
+
+        def run(i: int) -> None:
+            client = app.test_client()
+            headers = dev.headers if i % 2 else dev.member_headers
+            barrier.wait()
+            results[i] = grant(client, contract_id, asset_id, headers)
+
+        workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        statuses = sorted(r.status_code for r in results)
+        assert statuses == [201] * quota + [429] * (threads - quota), statuses
+        assert {r.get_json()["code"] for r in results if r.status_code == 429} == {"quota_exceeded"}
+        with Session(committing_engine) as session:
+            row = session.get(Contract, contract_id)
+            assert row is not None
+            assert (row.downloads_used, row.bytes_used) == (quota, quota * size)
+            assert session.scalar(select(func.count()).select_from(Download)) == quota
+            events = session.scalar(
+                select(func.count())
+                .select_from(AuditEvent)
+                .where(AuditEvent.action == "download.granted")
+            )
+            assert events == quota
