@@ -24,7 +24,7 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
 
     from marketplace import migrations
     from marketplace.app import create_app
-    from marketplace.core.devstack import LocalStripe, SeaweedFS, free_port
+    from marketplace.core.devstack import LocalStripe, SeaweedFS, configure_webhook, free_port
 
     signal.signal(signal.SIGTERM, _raise_exit)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
@@ -48,6 +48,13 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
             stripe = stack.enter_context(LocalStripe(state_dir=INSTANCE_DIR / "localstripe"))
             stripe.wait_ready()
             overrides["stripe_api_base"] = stripe.api_base
+            # localstripe delivers payment events to our webhook, signed as Stripe signs them.
+            configure_webhook(
+                stripe.api_base,
+                "clearcut-dev",
+                f"http://127.0.0.1:{port}/api/v1/webhooks/stripe",
+                settings.stripe_webhook_secret,
+            )
         settings = settings.with_overrides(**overrides)
 
         if settings.database_url.startswith("sqlite:///"):
@@ -95,7 +102,11 @@ def _print_banner(settings: Settings, host: str, port: int, accounts: list[Any])
             f"{seeded.organization_id}  {seeded.account.email}\n"
             f"            export {_env_name(seeded.account)}={seeded.api_key}\n"
         )
-    out.write("\nPress Ctrl-C to stop every server.\n\n")
+    if settings.stripe_api_base:
+        out.write("Stripe emulator (the walkthrough pays there as Stripe.js would):\n")
+        out.write(f"            export LOCALSTRIPE={settings.stripe_api_base}\n")
+    out.write("\nA whole deal with curl: scripts/walkthrough.sh (see the README).\n")
+    out.write("Press Ctrl-C to stop every server.\n\n")
     out.flush()
 
 
