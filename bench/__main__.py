@@ -1,4 +1,16 @@
-"""Run every benchmark and print one JSON document (figures beside same-run baselines)."""
+"""`make bench`: every benchmark, one JSON document, each figure beside a same-run baseline.
+
+Sections (BENCH_ONLY=auth,import,search picks some; all by default):
+- `auth_route`: GET /api/v1/me (key lookup + one query) beside a bare Flask route, both under
+  gunicorn, on SQLite and on PostgreSQL.
+- `import`: the bulk import of a synthetic catalog beside a bare COPY / executemany of the same
+  rows (bench/import_bench.py).
+- `search`: full text + 2 filters, first page and page 200, beside the raw SQL query and the bare
+  route (bench/search_bench.py).
+
+BENCH_TITLES sets the catalog size for import and search (default 100,000 titles, about
+1,000,000 assets); BENCH_SECONDS the seconds per timed figure; BENCH_CLIENTS the load clients.
+"""
 
 from __future__ import annotations
 
@@ -6,81 +18,43 @@ import contextlib
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from bench.http_load import run_load
+from bench.servers import free_port, gunicorn, postgres_database
 
-ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["free_port", "gunicorn", "main"]
+
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
+TITLES = int(os.environ.get("BENCH_TITLES", "100000"))
+SECTIONS = ("auth", "import", "search")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--log-level",
-            "warning",
-            app,
-        ],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            time.sleep(0.1)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(15)
-
-
-def bench_auth_route(workdir: Path) -> dict[str, Any]:
+def bench_auth_route(url: str) -> dict[str, Any]:
     """GET /api/v1/me (key lookup + one query) against a bare Flask route, both under gunicorn."""
     from marketplace import migrations
     from marketplace.core.db import make_engine, make_session_factory
     from marketplace.demo import seed_demo_accounts
 
-    url = f"sqlite:///{workdir / 'bench.db'}"
     migrations.upgrade(url)
     secret = "bench-secret-key-0123456789abcdefghijkl"
-    factory = make_session_factory(make_engine(url))
-    with factory() as session, session.begin():
-        key = seed_demo_accounts(session, secret_key=secret)[1].api_key
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine)() as session, session.begin():
+            key = seed_demo_accounts(session, secret_key=secret)[1].api_key
+    finally:
+        engine.dispose()
     env = {
         "DATABASE_URL": url,
         "SECRET_KEY": secret,
         "LOG_LEVEL": "WARNING",
         "S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        "RATE_LIMIT_PER_MINUTE": "0",
     }
     with gunicorn("bench.bare_app:app", env) as port:
         run_load(port, "/bare", clients=CLIENTS, duration=1)  # warm-up
@@ -93,21 +67,66 @@ def bench_auth_route(workdir: Path) -> dict[str, Any]:
         "baseline_bare_flask_route": bare.as_dict(),
         "get_me": me.as_dict(),
         "ratio_rps_me_to_bare": round(me.rps / bare.rps, 3) if bare.rps else None,
-        "server": "gunicorn, 2 gthread workers x 4 threads, SQLite",
     }
 
 
+def auth_section(workdir: Path) -> dict[str, Any]:
+    from sqlalchemy.exc import OperationalError
+
+    section: dict[str, Any] = {
+        "server": "gunicorn, 2 gthread workers x 4 threads",
+        "sqlite": bench_auth_route(f"sqlite:///{workdir / 'auth-bench.db'}"),
+    }
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_database())
+        except OperationalError as exc:
+            section["postgresql"] = {"skipped": f"PostgreSQL unreachable: {exc.orig}"}
+        else:
+            section["postgresql"] = bench_auth_route(url)
+    return section
+
+
 def main() -> None:
+    wanted = [s for s in os.environ.get("BENCH_ONLY", ",".join(SECTIONS)).split(",") if s]
+    unknown = sorted(set(wanted) - set(SECTIONS))
+    if unknown:
+        raise SystemExit(f"BENCH_ONLY: unknown section(s) {unknown}; known: {list(SECTIONS)}")
     results: dict[str, Any] = {
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         },
-        "settings": {"seconds_per_figure": DURATION, "client_processes": CLIENTS},
+        "settings": {
+            "seconds_per_figure": DURATION,
+            "client_processes": CLIENTS,
+            "catalog_titles": TITLES,
+        },
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        results["auth_route"] = bench_auth_route(Path(tmp))
+    with tempfile.TemporaryDirectory(prefix="clearcut-bench-") as tmp:
+        for name in wanted:
+            started = time.perf_counter()
+            print(f"bench: {name} ...", file=sys.stderr, flush=True)
+            workdir = Path(tmp) / name
+            workdir.mkdir()
+            if name == "auth":
+                results["auth_route"] = auth_section(workdir)
+            elif name == "import":
+                from bench import import_bench
+
+                results["import"] = import_bench.run(workdir, titles=TITLES)
+            else:
+                from bench import search_bench
+
+                results["search"] = search_bench.run(workdir, titles=TITLES)
+            print(
+                f"bench: {name} done in {time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
