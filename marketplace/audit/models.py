@@ -20,10 +20,14 @@ class AuditEvent(Base):
     seq: Mapped[int] = mapped_column(Integer, unique=True, nullable=False)
     at: Mapped[datetime] = mapped_column(nullable=False)
     actor_user_id: Mapped[str | None] = mapped_column(String(40))
+    actor_organization_id: Mapped[str | None] = mapped_column(String(40))
     organization_id: Mapped[str | None] = mapped_column(String(40), index=True)
     action: Mapped[str] = mapped_column(String(100), nullable=False)
     object_id: Mapped[str | None] = mapped_column(String(40), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    # Random, hashed with the event, never shown to tenants: without it a tenant could confirm a
+    # guess at a field hidden from it (who is behind an anonymous request) by recomputing `hash`.
+    salt: Mapped[str] = mapped_column(String(32), nullable=False)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
 

@@ -9,8 +9,8 @@ from flask_smorest import Blueprint
 
 from marketplace.audit.models import AuditEvent
 from marketplace.audit.schemas import AuditEventPageSchema, AuditEventQueryArgsSchema
-from marketplace.audit.service import visible_events
-from marketplace.core.pagination import SortKey, paginate
+from marketplace.audit.service import present_event, visible_events
+from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.web import current_actor, db, state
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper-evident audit log")
@@ -22,12 +22,13 @@ class AuditEvents(MethodView):
     @blp.response(200, AuditEventPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List audit events: all for operators, those about your organization otherwise."""
-        stmt = visible_events(current_actor())
+        viewer = current_actor()
+        stmt = visible_events(viewer)
         if args.get("object_id"):
             stmt = stmt.where(AuditEvent.object_id == args["object_id"])
         if args.get("action"):
             stmt = stmt.where(AuditEvent.action == args["action"])
-        return paginate(
+        page = paginate(
             db(),
             stmt,
             keys=[SortKey(AuditEvent.seq)],
@@ -36,3 +37,4 @@ class AuditEvents(MethodView):
             codec=state().cursors,
             scope="audit-events",
         )
+        return Page([present_event(event, viewer) for event in page.items], page.next_cursor)

@@ -11,7 +11,14 @@ class AuditEventSchema(Schema):
     id = ma.fields.String()
     seq = ma.fields.Integer()
     at = UTCDateTime()
-    actor_user_id = ma.fields.String(allow_none=True)
+    actor_user_id = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Shown to operators, and to the actor's own organization."},
+    )
+    actor_organization_id = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "Shown to operators, and to the actor's own organization."},
+    )
     organization_id = ma.fields.String(allow_none=True)
     action = ma.fields.String()
     object_id = ma.fields.String(allow_none=True)

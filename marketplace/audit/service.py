@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,16 +32,19 @@ def canonical_event(
     seq: int,
     at: datetime,
     actor_user_id: str | None,
+    actor_organization_id: str | None,
     organization_id: str | None,
     action: str,
     object_id: str | None,
     data: dict[str, Any],
     parties: Iterable[str],
+    salt: str,
     prev_hash: str,
 ) -> bytes:
     """The exact bytes an event's hash covers: sorted-key compact JSON, UTF-8."""
     document = {
         "action": action,
+        "actor_organization_id": actor_organization_id,
         "actor_user_id": actor_user_id,
         "at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "data": data,
@@ -49,6 +53,7 @@ def canonical_event(
         "organization_id": organization_id,
         "parties": sorted(set(parties)),
         "prev_hash": prev_hash,
+        "salt": salt,
         "seq": seq,
     }
     return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -80,10 +85,12 @@ def record_event(
         seq=head.seq + 1,
         at=at or utcnow(),
         actor_user_id=actor.user_id if actor is not None else None,
+        actor_organization_id=actor.organization_id if actor is not None else None,
         organization_id=organization_id,
         action=action,
         object_id=object_id,
         data=data or {},
+        salt=secrets.token_hex(16),
         prev_hash=head.hash,
         hash="",
     )
@@ -94,11 +101,13 @@ def record_event(
             seq=event.seq,
             at=event.at,
             actor_user_id=event.actor_user_id,
+            actor_organization_id=event.actor_organization_id,
             organization_id=organization_id,
             action=action,
             object_id=object_id,
             data=event.data,
             parties=visible_to,
+            salt=event.salt,
             prev_hash=event.prev_hash,
         )
     )
@@ -129,6 +138,30 @@ def visible_events(actor: Actor) -> Select[AuditEvent]:
     return stmt
 
 
+def present_event(event: AuditEvent, viewer: Actor) -> dict[str, Any]:
+    """An event as `viewer` may read it.
+
+    Tenants see who acted only when the actor is one of their own: a user id is a pseudonym
+    that one signed deal would unmask, so a studio never sees which developer user acted on an
+    anonymous request (nor any other organization's users). Operators see everything but the
+    salt, which stays in the database for `marketplace audit verify`.
+    """
+    own = viewer.kind == "operator" or event.actor_organization_id == viewer.organization_id
+    return {
+        "id": event.id,
+        "seq": event.seq,
+        "at": event.at,
+        "actor_user_id": event.actor_user_id if own else None,
+        "actor_organization_id": event.actor_organization_id if own else None,
+        "organization_id": event.organization_id,
+        "action": event.action,
+        "object_id": event.object_id,
+        "data": event.data,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool
@@ -157,11 +190,13 @@ def verify_chain(session: Session, *, batch: int = 1000) -> ChainReport:
                 seq=event.seq,
                 at=event.at,
                 actor_user_id=event.actor_user_id,
+                actor_organization_id=event.actor_organization_id,
                 organization_id=event.organization_id,
                 action=event.action,
                 object_id=event.object_id,
                 data=event.data,
                 parties=parties,
+                salt=event.salt,
                 prev_hash=event.prev_hash,
             )
         )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.accounts.principal import Principal
 from marketplace.audit.models import GENESIS_HASH, AuditEvent
-from marketplace.audit.service import record_event, verify_chain, visible_events
+from marketplace.audit.service import present_event, record_event, verify_chain, visible_events
 
 OPERATOR = Principal("usr_op", "org_op", "operator", "owner")
 STUDIO = Principal("usr_a", "org_a", "studio", "owner")
@@ -100,6 +100,31 @@ class TestVisibility:
         assert actions(STUDIO) == ["a", "c"]
         assert actions(OTHER) == ["b", "c"]
         assert actions(OPERATOR) == ["a", "b", "c"]
+
+    def test_tenants_see_who_acted_only_among_their_own(self, session: Session) -> None:
+        event = record_event(
+            session,
+            OTHER,
+            "offer.accepted",
+            object_id="x1",
+            organization_id="org_a",
+            parties=["org_b"],
+        )
+        # The studio sees the event about its object, not which of org_b's users acted.
+        assert present_event(event, STUDIO)["actor_user_id"] is None
+        assert present_event(event, STUDIO)["actor_organization_id"] is None
+        assert present_event(event, OTHER)["actor_user_id"] == OTHER.user_id
+        assert present_event(event, OPERATOR)["actor_organization_id"] == "org_b"
+        assert "salt" not in present_event(event, OPERATOR)
+
+    def test_the_hash_covers_a_salt_tenants_never_see(self, session: Session) -> None:
+        first = record_event(session, STUDIO, "a", object_id="x1", organization_id="org_a")
+        second = record_event(session, STUDIO, "a", object_id="x1", organization_id="org_a")
+        assert len(first.salt) == 32 and first.salt != second.salt
+        session.execute(update(AuditEvent).where(AuditEvent.id == first.id).values(salt="0" * 32))
+        session.expire_all()
+        report = verify_chain(session)
+        assert not report.ok and report.broken_event_id == first.id
 
 
 @pytest.mark.committing

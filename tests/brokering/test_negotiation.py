@@ -308,6 +308,8 @@ class TestAnonymity:
         ):
             text = client.get(path, headers=studio.headers).get_data(as_text=True)
             assert dev.org_id not in text and "Developer X" not in text, path
+            # A user id is a pseudonym that a later, signed deal would unmask.
+            assert dev.user_id not in text, path
         sha = client.get(f"/api/v1/contracts/{contract_id}", headers=studio.headers).get_json()[
             "document_sha256"
         ]
