@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -55,7 +56,7 @@ def canonical_terms(
     offer_id: str,
     studio: Party,
     developer: Party,
-    developer_disclosed: bool,
+    licensee_reference: str | None,
     titles: list[TitleLine],
     uses: list[str],
     territories: list[str],
@@ -68,14 +69,17 @@ def canonical_terms(
     quota_bytes: int,
     quota_downloads: int,
 ) -> dict[str, Any]:
-    """The terms as data: everything the agreement says, nothing else."""
+    """The terms as data: everything the agreement says, nothing else.
+
+    With a `licensee_reference` (an anonymous deal) the licensee is named by it alone.
+    """
     return {
         "offer_id": offer_id,
         "licensor": {"organization_id": studio.organization_id, "name": studio.name},
         "licensee": (
-            {"organization_id": developer.organization_id, "name": developer.name}
-            if developer_disclosed
-            else {"reference": _pseudonym(developer.organization_id, offer_id)}
+            {"reference": licensee_reference}
+            if licensee_reference
+            else {"organization_id": developer.organization_id, "name": developer.name}
         ),
         "titles": [
             {
@@ -102,11 +106,13 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _pseudonym(developer_id: str, offer_id: str) -> str:
-    # Anonymous deals: the studio signs without learning who the licensee is; Clearcut, as
-    # agent, holds the identity. A stable per-deal reference, not derivable from the id alone.
-    digest = hashlib.sha256(f"{developer_id}:{offer_id}".encode()).hexdigest()[:12]
-    return f"LICENSEE-{digest.upper()}"
+def new_licensee_reference() -> str:
+    """A reference for the licensee of an anonymous deal: Clearcut, as agent, holds who it is.
+
+    Random, not derived from the developer's id: a hash of the id could be recomputed for each
+    candidate developer, and the document's hash along with it, to unmask the licensee.
+    """
+    return f"LICENSEE-{secrets.token_hex(6).upper()}"
 
 
 def render_document(terms: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from contracts.documents import (
     TitleLine,
     canonical_terms,
     document_sha256,
+    new_licensee_reference,
     render_document,
 )
 from contracts.errors import DocumentMismatch, ExclusivityConflict
@@ -186,7 +187,7 @@ def create_contract(
         offer_id=draft.offer_id,
         studio=Party(studio.id, studio.name),
         developer=Party(developer.id, developer.name),
-        developer_disclosed=not draft.anonymous,
+        licensee_reference=new_licensee_reference() if draft.anonymous else None,
         titles=[TitleLine(t.id, t.name, t.kind, t.release_year, t.content_hours) for t in titles],
         uses=draft.uses,
         territories=draft.territories,
