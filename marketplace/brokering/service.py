@@ -12,13 +12,13 @@ from catalog.access import visible_titles
 from catalog.clearance import check_clearance
 from catalog.codes import normalize_currency, normalize_territory
 from catalog.coverage import ALL_USES
+from catalog.errors import NotCleared
 from catalog.models import Title
 from contracts.models import Contract
 from contracts.service import ContractDraft, create_contract
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
-from marketplace.brokering.errors import NotCleared
 from marketplace.brokering.models import LicenseRequest, Message, Offer
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
@@ -200,13 +200,7 @@ def _clear_or_refuse(session: Session, studio_id: str, terms: dict[str, Any]) ->
         exclusive=terms["exclusive"],
     )
     if result.blocked:
-        raise NotCleared(
-            "some titles are not cleared for these terms",
-            errors={
-                b.title_id: [{"code": r.code, "detail": r.detail} for r in b.reasons]
-                for b in result.blocked
-            },
-        )
+        raise NotCleared.of(result)
 
 
 def _price(session: Session, terms: dict[str, Any]) -> tuple[int, float]:
