@@ -26,7 +26,8 @@ def contract_policy(contract: Contract, *, disclose_developer: bool) -> dict[str
     assignee = (
         _urn("org", contract.developer_id)
         if disclose_developer
-        else contract.terms["licensee"].get("reference", "urn:clearcut:org:undisclosed")
+        # `assignee` is an IRI (@id) in ODRL's context: the anonymous licensee's reference too.
+        else _urn("licensee", contract.terms["licensee"].get("reference", "undisclosed"))
     )
     constraints: list[dict[str, Any]] = [
         {

@@ -310,6 +310,8 @@ class TestAnonymity:
             assert dev.org_id not in text and "Developer X" not in text, path
             # A user id is a pseudonym that a later, signed deal would unmask.
             assert dev.user_id not in text, path
+        policy = client.get(f"/api/v1/contracts/{contract_id}/policy", headers=studio.headers)
+        assert policy.get_json()["assignee"].startswith("urn:clearcut:licensee:LICENSEE-")
         sha = client.get(f"/api/v1/contracts/{contract_id}", headers=studio.headers).get_json()[
             "document_sha256"
         ]
