@@ -27,6 +27,9 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
     from marketplace.core.devstack import LocalStripe, SeaweedFS, configure_webhook, free_port
 
     signal.signal(signal.SIGTERM, _raise_exit)
+    # Ctrl-C stops everything even when started in the background, where SIGINT is inherited
+    # as ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         overrides: dict[str, Any] = {}
