@@ -23,15 +23,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Engine, Select, create_engine, func, insert, make_url, select, text
+from sqlalchemy import Engine, Executable, create_engine, func, insert, make_url, select, text
 from sqlalchemy.exc import OperationalError
 
 from catalog.generate import generate_catalog
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
 from catalog.search import (
-    BROAD_TEXT_MATCHES,
     CURSOR_SCOPE,
     TitleSearch,
+    is_broad,
+    page_statement,
     search_statement,
     text_match_probe,
 )
@@ -215,19 +216,31 @@ def timed(call: Callable[[], object], duration: float) -> dict[str, Any]:
 class RawSearch:
     """The compiled SQL of one search page, run through the DB-API cursor alone.
 
-    On SQLite a words search is two statements, as in search_titles(): the capped count of
-    FTS matches, then the page query in the plan that count chooses.
+    A words search is two statements, as in search_titles(): the probe of how many titles the
+    words match (SQLite: a capped count; PostgreSQL: EXPLAIN's estimate), then the page query
+    (catalog.search.page_statement, the very SELECT the API runs) in the shape the probe picks.
     """
 
     def __init__(
         self, engine: Engine, accounts: Accounts, params: dict[str, Any], after: str | None
     ):
         postgres = engine.dialect.name == "postgresql"
-        search = TitleSearch(**params)
+        search = TitleSearch(**params, limit=PAGE_SIZE)
         probe = text_match_probe(search, postgres=postgres)
         self.probe = _compile(engine, probe) if probe is not None else None
+        self.postgres = postgres
         self.pages = {
-            broad: _compile(engine, page_statement(accounts, search, postgres, after, broad))
+            broad: _compile(
+                engine,
+                page_statement(
+                    accounts.developer,
+                    search,
+                    postgres=postgres,
+                    today=utcnow().date(),
+                    after=after,
+                    broad_text=broad,
+                ),
+            )
             for broad in (False, True)
         }
         self.connection = engine.raw_connection()
@@ -243,14 +256,14 @@ class RawSearch:
     def __call__(self) -> list[Any]:
         broad = False
         if self.probe is not None:
-            broad = self._run(self.probe)[0][0] > BROAD_TEXT_MATCHES
+            broad = is_broad(self._run(self.probe)[0][0], postgres=self.postgres)
         return self._run(self.pages[broad])
 
     def close(self) -> None:
         self.connection.close()
 
 
-def _compile(engine: Engine, stmt: Select[Any]) -> tuple[str, Any]:
+def _compile(engine: Engine, stmt: Executable) -> tuple[str, Any]:
     compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
     sqlite = engine.dialect.name == "sqlite"
     values = {
@@ -279,18 +292,6 @@ class HttpGet:
 
     def close(self) -> None:
         self.conn.close()
-
-
-def page_statement(
-    accounts: Accounts, search: TitleSearch, postgres: bool, after: str | None, broad: bool
-) -> Select[Any]:
-    """The SELECT that paginate() runs for this page: filters, cursor, order, limit + 1."""
-    stmt = search_statement(
-        accounts.developer, search, postgres=postgres, today=utcnow().date(), broad_text=broad
-    )
-    if after is not None:
-        stmt = stmt.where(Title.id > after)
-    return stmt.order_by(Title.id).limit(PAGE_SIZE + 1)
 
 
 def bench_database(url: str, accounts: Accounts, port: int) -> dict[str, Any]:

@@ -5,17 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
+from flask import Response, jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from catalog.codes import normalize_language, normalize_territory
 from catalog.coverage import ALL_USES
 from catalog.models import TITLE_KINDS
-from catalog.presenters import present_titles
+from catalog.presenters import present_title
 from catalog.schemas import TitleSchema
-from catalog.search import TitleSearch, search_titles
+from catalog.search import TitleHit, TitleSearch, search_titles
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import PageArgsSchema, page_of
+from marketplace.core.api import PageArgsSchema, UTCDateTime, page_of
 from marketplace.core.web import current_actor, db, state
 
 blp = Blueprint("catalog_search", __name__, url_prefix="/api/v1", description="Search the catalog")
@@ -92,14 +93,34 @@ class TitleQueryArgsSchema(PageArgsSchema):
 
 TitlePageSchema = page_of(TitleSchema, "TitlePageSchema")
 
+_CREATED_AT = UTCDateTime()
+
+
+def search_page_body(hits: list[TitleHit], viewer: Principal, next_cursor: str | None) -> Any:
+    """The page exactly as TitlePageSchema dumps it, without marshmallow's per-field walk.
+
+    present_title() already yields TitleSchema's fields, in its order, as JSON types, with the
+    anonymized ones nulled; only `created_at` needs formatting. Dumping 50 items through the
+    schema took milliseconds a page, as long as PostgreSQL's query for them.
+    tests/catalog/test_search.py holds the two equal.
+    """
+    items = []
+    for hit in hits:
+        item = present_title(hit.title, viewer, parent_visibility=hit.parent_visibility)
+        item["created_at"] = _CREATED_AT.serialize("created_at", item)
+        items.append(item)
+    return {"items": items, "next_cursor": next_cursor}
+
 
 @blp.route("/titles")
 class TitleSearchView(MethodView):
     # A mistyped filter (`?languge=fr`) would silently widen the search: refuse unknown names.
     @blp.arguments(TitleQueryArgsSchema, location="query", unknown=ma.RAISE)
     @blp.response(200, TitlePageSchema)
-    def get(self, args: dict[str, Any]) -> Any:
+    def get(self, args: dict[str, Any]) -> Response:
         """Search the titles you may see: words, filters, pages in a stable (id) order."""
         viewer: Principal = current_actor()
         page = search_titles(db(), viewer, TitleSearch(**args), codec=state().cursors)
-        return {"items": present_titles(db(), page.items, viewer), "next_cursor": page.next_cursor}
+        # A Response goes out as it is; the schema above still documents it.
+        body = search_page_body(page.items, viewer, page.next_cursor)
+        return jsonify(body)

@@ -14,7 +14,10 @@ from sqlalchemy.orm import Session
 from catalog import search as search_module
 from catalog.eidr import format_eidr
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
+from catalog.presenters import present_titles
 from catalog.search import MAX_TERMS, search_terms
+from catalog.search_routes import TitlePageSchema
+from marketplace.accounts.principal import Principal
 from marketplace.core.errors import BadRequest
 from tests.helpers import problem
 from tests.world import World
@@ -594,3 +597,87 @@ class TestIndexMaintenance:
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fts_titles_search_vector'")
         )
         assert indexdef is not None and "gin" in indexdef.lower()
+
+
+class TestPageBody:
+    """The route writes its JSON without marshmallow; it must be what TitlePageSchema dumps."""
+
+    @pytest.mark.parametrize("actor", ["developer_x", "studio_a", "studio_b", "operator"])
+    def test_the_body_is_what_the_schema_dumps(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title], actor: str
+    ) -> None:
+        a = world["studio_a"].org_id
+        series = make_title(session, a, "Tidewater", kind="series", synopsis=None, year=None)
+        make_title(
+            session, a, "Tidewater S01", kind="season", parent=series, visibility="anonymized"
+        )
+        make_title(session, a, "Tidewater S02", kind="season", parent=series, language=None)
+        session.commit()
+        response = search(client, world, actor, limit=4)
+        assert response.status_code == 200
+        body = response.get_json()
+        # The same titles, presented as before: ORM objects through the presenter and schema.
+        ids = [item["id"] for item in body["items"]]
+        titles = sorted(session.query(Title).filter(Title.id.in_(ids)), key=lambda t: t.id)
+        viewer = Principal(world[actor].user_id, world[actor].org_id, _kind(actor), "owner")
+        expected = TitlePageSchema().dump(
+            {"items": present_titles(session, titles, viewer), "next_cursor": body["next_cursor"]}
+        )
+        assert body == expected
+        assert list(body["items"][0]) == list(expected["items"][0])  # field order too
+
+    def test_a_parent_id_is_shown_only_beside_a_parent_of_the_same_visibility(
+        self, client: Any, world: World, session: Session
+    ) -> None:
+        a = world["studio_a"].org_id
+        series = make_title(session, a, "Tidewater", kind="series")
+        listed = make_title(session, a, "Tidewater S01", kind="season", parent=series)
+        hidden = make_title(
+            session, a, "Tidewater S02", kind="season", parent=series, visibility="anonymized"
+        )
+        session.commit()
+        items = {i["id"]: i for i in search(client, world, "developer_x").get_json()["items"]}
+        assert items[listed.id]["parent_id"] == series.id
+        assert items[hidden.id]["parent_id"] is None
+        items = {i["id"]: i for i in search(client, world, "studio_a").get_json()["items"]}
+        assert items[hidden.id]["parent_id"] == series.id
+
+
+def _kind(actor: str) -> str:
+    return actor.split("_")[0]
+
+
+class TestPlans:
+    """Both shapes of a words search (catalog/search.py) find the same titles."""
+
+    @pytest.mark.parametrize("broad", [False, True])
+    def test_each_shape_with_filters_and_a_cursor(
+        self,
+        client: Any,
+        world: World,
+        session: Session,
+        catalog: dict[str, Title],
+        monkeypatch: pytest.MonkeyPatch,
+        broad: bool,
+    ) -> None:
+        monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0 if broad else 10**9)
+        a = world["studio_a"].org_id
+        made = [make_title(session, a, f"Harbor {n}", genres=("crime",)) for n in range(5)]
+        for title in made[1:]:
+            grant(session, title, territories=["US"], uses=["train"])
+        session.commit()
+        assert found(
+            client, world, "developer_x", q="harb", genre="crime", territory="US", limit=2
+        ) == sorted(t.id for t in made[1:])
+
+    def test_a_cursor_of_another_shape_is_refused(self, client: Any, world: World) -> None:
+        forged = search_module.CursorCodec("x" * 40).encode(search_module.CURSOR_SCOPE, ["a"])
+        problem(search(client, world, "developer_x", cursor=forged), 400, "bad_request")
+
+    def test_postgres_index_keeps_no_pending_list(self, session: Session, dialect: str) -> None:
+        if dialect != "postgresql":
+            pytest.skip("PostgreSQL's GIN index")
+        options = session.scalar(
+            text("SELECT reloptions FROM pg_class WHERE relname = 'ix_fts_titles_search_vector'")
+        )
+        assert options == ["fastupdate=off"]
