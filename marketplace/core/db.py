@@ -73,10 +73,6 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=15000")
-    # Reads through the OS page cache, shared by every connection, instead of each
-    # connection's 2 MB default cache: a search over a large catalog touches far more.
-    cursor.execute("PRAGMA mmap_size=268435456")
-    cursor.execute("PRAGMA cache_size=-16384")
     cursor.close()
 
 
