@@ -5,7 +5,8 @@ Titles and talent are kept in dicts (other records name them, and a studio has f
 them than assets); the keys that must only be unique (assets, grants, consents, credits) are kept
 as 64-bit hashes, 8 bytes each, and a hash seen twice is confirmed against the real keys by a
 second reading of the file (only then, so a clean file is read once). Valid records go, already
-normalized, to a spill on disk that the second pass writes from.
+normalized, to a spill on disk that the second pass writes from, unless a `sink` takes them first
+(on PostgreSQL, `catalog.import_stream` writes new records at once).
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ class Check:
     titles: dict[str, FileTitle] = field(default_factory=dict)
     talent: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    # Offered each valid record first (catalog.import_stream): True if it took it.
+    sink: Callable[[str, Record], bool] | None = None
     _keys: dict[str, HashedKeys] = field(default_factory=dict)
     _title_refs: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     _talent_refs: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
@@ -265,13 +268,15 @@ class Check:
 
     def _store(self, row: int, kind: str, values: Record) -> None:
         if kind == "title":
-            self.spill.add(f"title{TITLE_TIERS[values[2]]}", (row, *values))
+            stream, record = f"title{TITLE_TIERS[values[2]]}", (row, *values)
         elif kind == "asset":
             # One file name: `filename` if given, else the last segment of `storage_key`.
             file_name = values[4] or values[3]
-            self.spill.add("asset", (row, *values[:3], file_name, *values[5:]))
+            stream, record = "asset", (row, *values[:3], file_name, *values[5:])
         else:
-            self.spill.add(kind, (row, *values))
+            stream, record = kind, (row, *values)
+        if self.sink is None or not self.sink(stream, record):
+            self.spill.add(stream, record)
 
     def finish(self, reread: Callable[[], Iterable[ReadRow]]) -> None:
         """Check what needs the whole file: references, parents, repeated keys."""

@@ -34,6 +34,7 @@ __all__ = [
     "FieldError",
     "Record",
     "detect_format",
+    "is_plain_file_name",
     "read_records",
     "validate_record",
 ]
@@ -197,6 +198,11 @@ def _sha256(value: Any) -> str:
             raise ValueError("must be 64 hexadecimal digits (the SHA-256 of the file)")
         return str(lowered)
     return str(value)
+
+
+def is_plain_file_name(name: str) -> bool:
+    """Whether `name` is one that `catalog.assets.sanitize_filename` returns unchanged."""
+    return _SAFE_NAME.fullmatch(name) is not None
 
 
 def _file_name(value: Any) -> str | None:
@@ -379,7 +385,10 @@ def read_records(stream: IO[bytes], fmt: str) -> Iterator[ReadRow]:
 
 
 def _read_jsonl(stream: IO[bytes]) -> Iterator[ReadRow]:
-    decode = json.JSONDecoder().decode
+    decoder = json.JSONDecoder()
+    decode = decoder.decode
+    # The C scanner decode() runs after its regexes; set by __init__, unknown to typeshed.
+    scan: Callable[[str, int], tuple[Any, int]] = decoder.scan_once  # type: ignore[attr-defined]
     for row, line in enumerate(stream, 1):
         if row == 1:
             line = line.removeprefix(codecs.BOM_UTF8)
@@ -388,13 +397,19 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[ReadRow]:
         except UnicodeDecodeError:
             yield row, None, [(None, "not UTF-8 text")]
             continue
-        if not text or text.isspace():
-            continue
         try:
-            fields = decode(text)
-        except ValueError as exc:
-            yield row, None, [(None, f"not valid JSON: {_json_reason(exc)}")]
-            continue
+            # The usual line, an object then its newline, without decode()'s two regexes.
+            fields, end = scan(text, 0)
+            if text[end:] != "\n":
+                raise ValueError("not just one object on the line")
+        except (StopIteration, ValueError):
+            if not text or text.isspace():
+                continue
+            try:
+                fields = decode(text)
+            except ValueError as exc:
+                yield row, None, [(None, f"not valid JSON: {_json_reason(exc)}")]
+                continue
         if not isinstance(fields, dict):
             yield row, None, [(None, "must be a JSON object, one per line")]
             continue

@@ -8,6 +8,9 @@ One file holds titles, assets, rights grants, talent, credits and consents, keye
 2. only if there is none, `catalog.import_apply` writes the records in bulk, creating what is new,
    updating what changed, and leaving alone what did not.
 
+On PostgreSQL, `catalog.import_stream` writes the records that are certainly new during step 1,
+inside a savepoint that a bad row rolls back: the server writes while Python checks.
+
 Either way one report (`ImportJob`) and one audit event record the import. A failed import
 writes nothing else, so re-running a corrected file starts from the same catalog.
 
@@ -47,6 +50,7 @@ from catalog.access import acting_studio
 from catalog.import_apply import Apply
 from catalog.import_check import Check, ExistingTitle, Spill
 from catalog.import_parse import ReadRow, detect_format, read_records
+from catalog.import_stream import Stream
 from catalog.models import ImportJob, Talent, Title
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
@@ -167,28 +171,50 @@ def import_catalog(
                 progress("check", len(data), total)
 
         tallies: dict[str, dict[str, int]] = {}
-        with _gc_paused():
+        with _gc_paused(), _streaming(session, studio, check, started) as early:
             try:
                 check.feed(_records(source, fmt, on_read))
                 check.finish(lambda: _records(source, fmt, None))
             finally:
                 check.spill.close()
             if not check.errors.total:
-                tallies = _apply(session, studio, check, started, progress)
+                tallies = _apply(session, studio, check, early, started, progress)
     return _report(session, principal, studio, fmt, digest.hexdigest(), check, tallies, started)
+
+
+@contextlib.contextmanager
+def _streaming(
+    session: Session, studio: str, check: Check, started: datetime
+) -> Iterator[Stream | None]:
+    """On PostgreSQL, write new records while the file is checked (`catalog.import_stream`)."""
+    if session.connection().dialect.name != "postgresql":
+        # SQLite writes in this very thread: writing early would only slow the check down.
+        yield None
+        return
+    early = Stream(session, studio, check, started)
+    try:
+        yield early
+    finally:
+        early.close()
 
 
 def _apply(
     session: Session,
     studio: str,
     check: Check,
+    early: Stream | None,
     started: datetime,
     progress: ImportProgress | None,
 ) -> dict[str, dict[str, int]]:
     total = sum(check.spill.counts.values())
     advance = None if progress is None else (lambda n: progress("write", n, total))
     try:
-        return Apply(session, studio, check, started, advance).run()
+        if early is None:
+            return Apply(session, studio, check, started, advance).run()
+        early.finish()
+        return Apply(
+            session, studio, check, started, advance, tallies=early.tallies, new_rows=early.rows
+        ).run()
     except (IntegrityError, psycopg.IntegrityError) as exc:  # the latter from COPY
         # Only a concurrent writer can get here (the file was checked against the catalog).
         raise Conflict(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -783,3 +784,175 @@ class TestPlannerStatistics:
             return  # SQLite plans these lookups by its indexes alone
         reltuples = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'assets'"))
         assert reltuples == 5
+
+
+class TestBulkIds:
+    def test_ids_minted_in_bulk_are_those_new_id_makes(self, monkeypatch: Any) -> None:
+        import time
+
+        from catalog.import_write import IdPool, new_ids
+        from marketplace.core.ids import has_prefix, new_id
+
+        monkeypatch.setattr(time, "time", lambda: 1_767_225_600.123)
+        one = new_id("ast")
+        many = new_ids("ast", 500)
+        assert all(
+            has_prefix(i, "ast") and re.fullmatch(r"ast_[0-9a-hjkmnp-tv-z]{26}", i) for i in many
+        )
+        # The same milliseconds, then 80 random bits.
+        assert {i[:14] for i in many} == {one[:14]}
+        assert len(set(many)) == 500
+        pool = IdPool(size=3)
+        drawn = [pool("ttl") for _ in range(7)]
+        assert len(set(drawn)) == 7 and all(has_prefix(i, "ttl") for i in drawn)
+        with pytest.raises(ValueError, match="unknown id prefix"):
+            new_ids("nope", 1)
+
+
+@pytest.mark.postgres
+class TestStreamingWrites:
+    """On PostgreSQL new records are written while the file is checked (catalog.import_stream)."""
+
+    @pytest.fixture(autouse=True)
+    def _small_batches(self, dialect: str, monkeypatch: Any) -> None:
+        import catalog.import_stream
+
+        if dialect != "postgresql":
+            pytest.skip("PostgreSQL's COPY from a thread")
+        # Small numbers stand in for a large file: several batches are sent during the check.
+        monkeypatch.setattr(catalog.import_stream, "BATCH_ROWS", 2)
+
+    @staticmethod
+    def _rows_streamed(monkeypatch: Any) -> list[int]:
+        from catalog.import_write import CopyThread
+
+        sent: list[int] = []
+        put = CopyThread.put
+
+        def counting(self: CopyThread, table: Any, columns: Any, rows: list[Any]) -> None:
+            sent.append(len(rows))
+            put(self, table, columns, rows)
+
+        monkeypatch.setattr(CopyThread, "put", counting)
+        return sent
+
+    def test_streamed_and_second_pass_writes_build_the_same_catalog(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        import catalog.imports
+
+        content = io.StringIO()
+        write_jsonl(generate_catalog(25, seed=3), content)
+        sent = self._rows_streamed(monkeypatch)
+        streamed = run_import(session, world, "studio_a", content.getvalue().encode())
+        assert streamed.status == "succeeded" and sum(sent) > 25
+
+        @contextlib.contextmanager
+        def no_stream(*args: Any) -> Iterator[None]:
+            yield None
+
+        monkeypatch.setattr(catalog.imports, "_streaming", no_stream)
+        applied = run_import(session, world, "studio_b", content.getvalue().encode())
+        assert applied.summary == streamed.summary
+
+        def shape(studio_id: str) -> dict[str, set[tuple[Any, ...]]]:
+            # The catalog without its ids (which differ), references by external id.
+            ids = {
+                t.id: t.external_id
+                for t in session.scalars(select(Title).filter_by(studio_id=studio_id))
+            }
+            talent = {
+                t.id: t.external_id
+                for t in session.scalars(select(Talent).filter_by(studio_id=studio_id))
+            }
+            credits = session.execute(
+                select(Credit.title_id, Credit.talent_id, Credit.role).where(
+                    Credit.title_id.in_(ids)
+                )
+            )
+            return {
+                "titles": {
+                    (t.external_id, t.kind, ids.get(t.parent_id), ids.get(t.root_id), t.name,
+                     tuple(t.genres), t.visibility, t.release_year)
+                    for t in session.scalars(select(Title).filter_by(studio_id=studio_id))
+                },
+                "genres": set(
+                    session.execute(
+                        select(Title.external_id, TitleGenre.genre).join(
+                            Title, Title.id == TitleGenre.title_id
+                        ).where(Title.studio_id == studio_id)
+                    )
+                ),
+                "assets": {
+                    (a.external_id, ids[a.title_id], a.kind, a.storage_key.rsplit("/", 1)[-1],
+                     a.byte_size, a.sha256, a.status, a.duration_seconds, a.language)
+                    for a in session.scalars(select(Asset).filter_by(studio_id=studio_id))
+                },
+                "grants": {
+                    (g.external_id, ids[g.title_id], tuple(g.territories), g.start, g.end,
+                     tuple(g.permitted_uses), g.exclusive_available)
+                    for g in session.scalars(select(RightsGrant).filter_by(studio_id=studio_id))
+                },
+                "terms": set(
+                    session.execute(
+                        select(RightsGrant.external_id, RightsTerm.territory, RightsTerm.use)
+                        .join(RightsGrant, RightsGrant.id == RightsTerm.grant_id)
+                        .where(RightsGrant.studio_id == studio_id)
+                    )
+                ),
+                "talent": {
+                    (t.external_id, t.name, json.dumps(t.external_ids, sort_keys=True))
+                    for t in session.scalars(select(Talent).filter_by(studio_id=studio_id))
+                },
+                "credits": {(ids[t], talent[p], r) for t, p, r in credits},
+                "consents": {
+                    (c.external_id, talent[c.talent_id], tuple(c.attributes), c.start, c.end)
+                    for c in session.scalars(select(Consent).filter_by(studio_id=studio_id))
+                },
+            }  # fmt: skip
+
+        a, b = shape(world["studio_a"].org_id), shape(world["studio_b"].org_id)
+        assert a == b and all(a.values())
+        # And the streamed catalog is one a re-import finds unchanged.
+        again = run_import(session, world, "studio_a", content.getvalue().encode())
+        assert all(counts["created"] == counts["updated"] == 0 for counts in
+                   again.summary["results"].values())  # fmt: skip
+
+    def test_rows_written_before_a_bad_row_is_found_are_rolled_back(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        sent = self._rows_streamed(monkeypatch)
+        records: list[Any] = [film(f"f{i}") for i in range(10)]
+        records += [asset(f"a{i}", f"f{i}") for i in range(10)]
+        records += [asset("a3", "f4")]  # a repeated key: the COPY fails before the check sees it
+        records += [film(f"g{i}") for i in range(10)]
+        records += [film("late", release_year=1500)]
+        job = run_import(session, world, "studio_a", jsonl(records))
+        assert sum(sent) > 10
+        assert job.status == "failed"
+        assert [(e["row"], e["field"]) for e in job.errors] == [
+            (21, "external_id"),
+            (32, "release_year"),
+        ]
+        assert count(session, Title) == 0 and count(session, Asset) == 0
+        assert count(session, TitleGenre) == 0
+        # The report and its audit event are kept, in a transaction still usable.
+        assert count(session, ImportJob) == 1
+        assert session.scalars(select(AuditEvent.action)).all() == ["catalog.import.failed"]
+        assert run_import(session, world, "studio_a", jsonl(records[:10])).status == "succeeded"
+        assert count(session, Title) == 10
+
+    def test_a_title_written_meanwhile_by_someone_else_is_a_conflict(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        import catalog.imports
+        from marketplace.core.errors import Conflict
+
+        create_title(
+            session, principal_of(world, "studio_a"), external_id="f1", kind="film", name="Old"
+        )
+        # As if the title had been created after the importer read the catalog.
+        monkeypatch.setattr(catalog.imports, "_existing_titles", lambda *args: {})
+        with pytest.raises(Conflict, match="catalog changed"):
+            run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
+        assert session.scalars(select(Title.name)).all() == ["Old"]
