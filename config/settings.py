@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-INSTANCE_DIR = ROOT / "instance"
+# Where `make run` keeps its SQLite file and its servers' data; CLEARCUT_INSTANCE_DIR moves it.
+INSTANCE_DIR = Path(os.environ.get("CLEARCUT_INSTANCE_DIR") or ROOT / "instance")
 
 # Development-only defaults. Production refuses to start while any of these is in use.
 DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"  # noqa: S105 - a known marker, refused in production
