@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from catalog.assets import storage_key_for
 from catalog.import_check import Check, ExistingTitle, Spill
 from catalog.import_parse import Record, is_plain_file_name
-from catalog.import_write import BulkWriter, IdPool, Row, json_text
+from catalog.import_write import BulkWriter, Row, json_text
 from catalog.media import refresh_titles_media
 from catalog.models import (
     Asset,
@@ -38,6 +38,7 @@ from catalog.models import (
     Title,
     TitleGenre,
 )
+from marketplace.core.ids import IdPool
 
 Progress = Callable[[int], None]
 

@@ -9,58 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
 import threading
-import time
 from datetime import date, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, update
 
 from catalog.models import Title
-from marketplace.core.ids import PREFIXES
 
 _TITLES = cast(Table, Title.__table__)
 _DATE_FIELDS = frozenset({"start", "end"})
 
 Row = tuple[Any, ...]
-
-# marketplace.core.ids writes ids in Crockford's base32: a byte's low 5 bits pick a character.
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
-_BYTE_TO_CHARACTER = bytes(_CROCKFORD.encode()[byte & 31] for byte in range(256))
-
-
-def new_ids(prefix: str, count: int) -> list[str]:
-    """Return `count` ids of the form `marketplace.core.ids.new_id(prefix)` returns.
-
-    `new_id` spends longer building an id bit by bit than the import spends on the row it names.
-    Here the 10 characters of the milliseconds are written once, and each of the 16 characters
-    of the 80 random bits comes from one random byte (256 being a multiple of 32, its low 5 bits
-    are as uniform as the byte): one clock reading and one `urandom` for them all.
-    """
-    if prefix not in PREFIXES:
-        raise ValueError(f"unknown id prefix {prefix!r}")
-    millis = int(time.time() * 1000)
-    head = prefix + "_" + "".join(_CROCKFORD[(millis >> shift) & 31] for shift in range(45, -5, -5))
-    tail = os.urandom(16 * count).translate(_BYTE_TO_CHARACTER).decode("ascii")
-    return [head + tail[i : i + 16] for i in range(0, 16 * count, 16)]
-
-
-class IdPool:
-    """Hand out new ids one at a time, minted `new_ids` at a time."""
-
-    def __init__(self, size: int = 1000) -> None:
-        self.size = size
-        self._free: dict[str, list[str]] = {}
-
-    def __call__(self, prefix: str) -> str:
-        free = self._free.get(prefix)
-        if not free:
-            # Reversed so that pop() hands them out in the order minted.
-            free = self._free[prefix] = new_ids(prefix, self.size)[::-1]
-        return free.pop()
-
 
 # json.dumps would build this encoder anew for every value, as its options are not the defaults.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)

@@ -786,29 +786,6 @@ class TestPlannerStatistics:
         assert reltuples == 5
 
 
-class TestBulkIds:
-    def test_ids_minted_in_bulk_are_those_new_id_makes(self, monkeypatch: Any) -> None:
-        import time
-
-        from catalog.import_write import IdPool, new_ids
-        from marketplace.core.ids import has_prefix, new_id
-
-        monkeypatch.setattr(time, "time", lambda: 1_767_225_600.123)
-        one = new_id("ast")
-        many = new_ids("ast", 500)
-        assert all(
-            has_prefix(i, "ast") and re.fullmatch(r"ast_[0-9a-hjkmnp-tv-z]{26}", i) for i in many
-        )
-        # The same milliseconds, then 80 random bits.
-        assert {i[:14] for i in many} == {one[:14]}
-        assert len(set(many)) == 500
-        pool = IdPool(size=3)
-        drawn = [pool("ttl") for _ in range(7)]
-        assert len(set(drawn)) == 7 and all(has_prefix(i, "ttl") for i in drawn)
-        with pytest.raises(ValueError, match="unknown id prefix"):
-            new_ids("nope", 1)
-
-
 @pytest.mark.postgres
 class TestStreamingWrites:
     """On PostgreSQL new records are written while the file is checked (catalog.import_stream)."""
