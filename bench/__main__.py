@@ -14,7 +14,6 @@ BENCH_TITLES sets the catalog size for import and search (default 100,000 titles
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_load import run_load
-from bench.servers import free_port, gunicorn, postgres_database
+from bench.servers import free_port, gunicorn, on_postgres
 
 __all__ = ["free_port", "gunicorn", "main"]
 
@@ -71,19 +70,12 @@ def bench_auth_route(url: str) -> dict[str, Any]:
 
 
 def auth_section(workdir: Path) -> dict[str, Any]:
-    from sqlalchemy.exc import OperationalError
 
     section: dict[str, Any] = {
         "server": "gunicorn, 2 gthread workers x 4 threads",
         "sqlite": bench_auth_route(f"sqlite:///{workdir / 'auth-bench.db'}"),
     }
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_database())
-        except OperationalError as exc:
-            section["postgresql"] = {"skipped": f"PostgreSQL unreachable: {exc.orig}"}
-        else:
-            section["postgresql"] = bench_auth_route(url)
+    section["postgresql"] = on_postgres(bench_auth_route)
     return section
 
 

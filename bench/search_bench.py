@@ -9,7 +9,6 @@ with Core bulk inserts; the database keeps the full-text index itself (migration
 
 from __future__ import annotations
 
-import contextlib
 import http.client
 import json
 import os
@@ -23,9 +22,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Engine, Executable, func, insert, select, text
-from sqlalchemy.exc import OperationalError
 
-from bench.servers import gunicorn, postgres_database
+from bench.servers import gunicorn, on_postgres
 from catalog.generate import generate_catalog
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
 from catalog.search import (
@@ -431,13 +429,7 @@ def run(workdir: Path, *, titles: int) -> dict[str, Any]:
             bare_call.close()
     report["baseline_bare_flask_route"] = bare
     report["sqlite"] = one_database(f"sqlite:///{workdir / 'search-bench.db'}", rows)
-    with contextlib.ExitStack() as stack:
-        try:
-            url = stack.enter_context(postgres_database())
-        except OperationalError as exc:
-            report["postgresql"] = {"skipped": f"PostgreSQL unreachable: {exc.orig}"}
-        else:
-            report["postgresql"] = one_database(url, rows)
+    report["postgresql"] = on_postgres(lambda url: one_database(url, rows))
     report["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["verdicts"] = {
         name: verdicts(report[name], bare)

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -87,3 +88,15 @@ def postgres_database() -> Iterator[str]:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def on_postgres(bench: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    """Run `bench` on a fresh PostgreSQL database; say so instead when none answers."""
+    from sqlalchemy.exc import OperationalError
+
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_database())
+        except OperationalError as exc:
+            return {"skipped": f"PostgreSQL unreachable: {exc.orig}"}
+        return bench(url)
