@@ -14,7 +14,7 @@ import json
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -26,14 +26,7 @@ from sqlalchemy import Engine, Executable, func, insert, select, text
 from bench.servers import gunicorn, on_postgres
 from catalog.generate import generate_catalog
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
-from catalog.search import (
-    CURSOR_SCOPE,
-    TitleSearch,
-    is_broad,
-    page_statement,
-    search_statement,
-    text_match_probe,
-)
+from catalog.search import CURSOR_SCOPE, TitleSearch, fetch_page, search_statement
 from marketplace import migrations
 from marketplace.accounts.principal import Principal
 from marketplace.core.db import make_engine, make_session_factory, utcnow
@@ -211,36 +204,30 @@ def timed(call: Callable[[], object], duration: float) -> dict[str, Any]:
 class RawSearch:
     """The compiled SQL of one search page, run through the DB-API cursor alone.
 
-    A words search is two statements, as in search_titles(): the probe of how many titles the
-    words match (SQLite: a capped count; PostgreSQL: EXPLAIN's estimate), then the page query
-    (catalog.search.page_statement, the very SELECT the API runs) in the shape the probe picks.
+    catalog.search.fetch_page runs a page's statements through a `fetch` it is given; the API
+    gives it a SQLAlchemy connection, this gives it the DB-API cursor of one connection, with
+    each statement compiled beforehand (the first call compiles, every timed call reuses it).
+    So both run exactly the same SQL: the probe of how many titles the words match, the page
+    query in the shape the probe picks, and on SQLite the windows of a broad walk.
     """
 
     def __init__(
         self, engine: Engine, accounts: Accounts, params: dict[str, Any], after: str | None
     ):
-        postgres = engine.dialect.name == "postgresql"
-        search = TitleSearch(**params, limit=PAGE_SIZE)
-        probe = text_match_probe(search, postgres=postgres)
-        self.probe = _compile(engine, probe) if probe is not None else None
-        self.postgres = postgres
-        self.pages = {
-            broad: _compile(
-                engine,
-                page_statement(
-                    accounts.developer,
-                    search,
-                    postgres=postgres,
-                    today=utcnow().date(),
-                    after=after,
-                    broad_text=broad,
-                ),
-            )
-            for broad in (False, True)
-        }
+        self.dialect = engine.dialect
+        self.postgres = engine.dialect.name == "postgresql"
+        self.viewer = accounts.developer
+        self.search = TitleSearch(**params, limit=PAGE_SIZE)
+        self.after = after
+        self.today = utcnow().date()
+        self.compiled: dict[tuple[int, str], tuple[str, Any]] = {}
         self.connection = engine.raw_connection()
 
-    def _run(self, compiled: tuple[str, Any]) -> list[Any]:
+    def _fetch(self, stmt: Executable, params: Mapping[str, Any]) -> list[Any]:
+        key = (id(stmt), repr(sorted(params.items())))
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = _compile(self.dialect, stmt, params)
         cursor = self.connection.cursor()
         try:
             cursor.execute(*compiled)
@@ -249,25 +236,32 @@ class RawSearch:
             cursor.close()
 
     def __call__(self) -> list[Any]:
-        broad = False
-        if self.probe is not None:
-            broad = is_broad(self._run(self.probe)[0][0], postgres=self.postgres)
-        return self._run(self.pages[broad])
+        return fetch_page(
+            self._fetch,
+            self.viewer,
+            self.search,
+            postgres=self.postgres,
+            today=self.today,
+            after=self.after,
+        )
 
     def close(self) -> None:
         self.connection.close()
 
 
-def _compile(engine: Engine, stmt: Executable) -> tuple[str, Any]:
-    compiled = stmt.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
-    sqlite = engine.dialect.name == "sqlite"
+def _compile(dialect: Any, stmt: Any, params: Mapping[str, Any]) -> tuple[str, Any]:
+    compiled = stmt.compile(dialect=dialect)
+    expanded = compiled.construct_expanded_state(
+        {k: v for k, v in params.items() if k in compiled.binds}
+    )
+    sqlite = dialect.name == "sqlite"
     values = {
         # SQLAlchemy's Date type binds ISO strings on SQLite; do as it does.
         name: value.isoformat() if sqlite and isinstance(value, date) else value
-        for name, value in compiled.params.items()
+        for name, value in expanded.parameters.items()
     }
-    positions = compiled.positiontup
-    return compiled.string, tuple(values[n] for n in positions) if positions else values
+    positions = expanded.positiontup
+    return expanded.statement, tuple(values[n] for n in positions) if positions else values
 
 
 class HttpGet:
@@ -307,7 +301,7 @@ def bench_database(url: str, accounts: Accounts, port: int) -> dict[str, Any]:
             scenario: dict[str, Any] = {"params": params}
             ids = search_statement(
                 accounts.developer, TitleSearch(**params), postgres=postgres, today=utcnow().date()
-            ).with_only_columns(Title.id)
+            )
             with engine.connect() as conn:
                 scenario["matches"] = conn.execute(
                     select(func.count()).select_from(ids.subquery())

@@ -33,6 +33,41 @@ class Viewer(Protocol):
     def organization_id(self) -> str: ...
 
 
+class TitleFields(Protocol):
+    """What present_title reads: a Title, or a search result row (catalog.search.TitleRow)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def studio_id(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def eidr_id(self) -> str | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def parent_id(self) -> str | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def original_language(self) -> str | None: ...
+    @property
+    def genres(self) -> list[str]: ...
+    @property
+    def release_year(self) -> int | None: ...
+    @property
+    def synopsis(self) -> str | None: ...
+    @property
+    def visibility(self) -> str: ...
+    @property
+    def content_hours(self) -> float: ...
+    @property
+    def max_height(self) -> int | None: ...
+    @property
+    def created_at(self) -> Any: ...
+
+
 class UploadLike(Protocol):
     @property
     def url(self) -> str: ...
@@ -49,14 +84,14 @@ def sees_everything(studio_id: str, viewer: Viewer) -> bool:
     return viewer.kind == "operator" or viewer.organization_id == studio_id
 
 
-def hides_identity(title: Title, viewer: Viewer) -> bool:
+def hides_identity(title: TitleFields, viewer: Viewer) -> bool:
     """True when `viewer` must not learn which title (or whose) this is."""
     if sees_everything(title.studio_id, viewer):
         return False
     return title.visibility != "listed"
 
 
-def _shown_parent_id(title: Title, viewer: Viewer, parent_visibility: Any) -> str | None:
+def _shown_parent_id(title: TitleFields, viewer: Viewer, parent_visibility: Any) -> str | None:
     if title.parent_id is None or sees_everything(title.studio_id, viewer):
         return title.parent_id
     if parent_visibility is _LOOK_UP:
@@ -67,7 +102,7 @@ def _shown_parent_id(title: Title, viewer: Viewer, parent_visibility: Any) -> st
 
 
 def present_title(
-    title: Title, viewer: Viewer, *, parent_visibility: Any = _LOOK_UP
+    title: TitleFields, viewer: Viewer, *, parent_visibility: Any = _LOOK_UP
 ) -> dict[str, Any]:
     """The title as `viewer` may see it; hidden fields are null, never omitted or partial.
 

@@ -13,29 +13,46 @@ page costs what page 1 does. Few ("lighthouse": 5%): fetch the matches, filter a
 walking would pass tens of thousands of titles to find a page. Neither planner chooses well
 alone: SQLite always starts from the FTS matches, and PostgreSQL, seeing `ORDER BY id LIMIT`,
 walks the primary key even when the matches lie far apart in id order (90 ms instead of 30).
-So the number of matches is found first (`text_match_probe`): on SQLite a capped count of the
+So the number of matches is found first (`probe_statement`): on SQLite a capped count of the
 FTS matches (about a millisecond), on PostgreSQL its planner's estimate from the lexeme
-statistics (no rows read). Above `BROAD_TEXT_MATCHES` the page walks the ids (on SQLite,
-`+titles.rowid` keeps it from starting at the matches). Otherwise it starts from the matches:
-on PostgreSQL it orders by `titles.id || ''` (the same order, in a form no index provides) and
-checks each match's genre and rights by index probes rather than joining whole tables.
+statistics (no rows read). Above `BROAD_TEXT_MATCHES` the page walks the ids. Otherwise it
+starts from the matches: on PostgreSQL it orders by `titles.id || ''` (the same order, in a
+form no index provides) and checks each match's genre and rights by index probes rather than
+joining whole tables.
 
-A page is one statement (`page_statement`): the titles with their parent's visibility, which
-the presenter needs to decide whether `parent_id` may be shown.
+SQLite walks in windows (`fetch_page`): FTS5 cannot test one row against a prefix query
+cheaply (it merges the doclists of every word with that prefix, milliseconds, for each test),
+and fetching all 80,000 matches of "the" into a temporary index costs 20 ms. So it takes the
+next `FIRST_WINDOW` titles in id order, asks FTS5 only for matches within their rowid range,
+and keeps the page's titles among them; a window that yields too few is followed by one four
+times larger. A page is then a few milliseconds on page 1 and on page 200 alike.
+
+Every statement is built once per shape (which filters are present, which plan, who is
+asking) and cached with bound parameters (`_statement`): building and hashing a SQLAlchemy
+SELECT of this size costs more than PostgreSQL takes to run it. Rows come back as plain
+tuples (`TitleRow`), not ORM objects, for the same reason.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
+    Date,
     Executable,
+    Integer,
     Select,
+    String,
+    and_,
+    bindparam,
+    case,
     column,
     exists,
     func,
@@ -44,11 +61,12 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from catalog.access import visible_titles
+from catalog.access import PUBLIC_VISIBILITIES
 from catalog.coverage import ALL_USES
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
 from marketplace.accounts.principal import Principal
@@ -57,34 +75,57 @@ from marketplace.core.errors import BadRequest, Forbidden
 from marketplace.core.pagination import DEFAULT_LIMIT, CursorCodec, Page
 
 __all__ = [
-    "TitleHit",
+    "TitleRow",
     "TitleSearch",
+    "fetch_page",
     "is_broad",
-    "page_statement",
     "search_statement",
     "search_terms",
     "search_titles",
-    "text_match_probe",
 ]
 
 WORLDWIDE = "WW"
 LISTED = "listed"
 MAX_TERMS = 12
 CURSOR_SCOPE = "titles"
-# Above this many FTS matches, SQLite walks the titles in id order instead (see above). Tuned
-# on the 100,000-title benchmark (bench/search_bench.py): up to 5% of the catalog, fetching and
-# sorting the matches costs less than walking past titles that fail the other filters.
+# Above this many FTS matches, the page walks the titles in id order instead (see above).
+# Tuned on the 100,000-title benchmark (bench/search_bench.py): up to 5% of the catalog,
+# fetching and sorting the matches costs less than walking past titles that fail the filters.
 BROAD_TEXT_MATCHES = 5000
+# SQLite's first window of a broad walk, in titles; each further window is four times larger.
+# On the benchmark, 256 titles of which 80% match the words fill a 50-title page of titles
+# that also pass a use and a territory in one window.
+FIRST_WINDOW = 256
 
 # Letters and digits, in any script: what both FTS5's unicode61 tokenizer and PostgreSQL's
 # parser treat as word characters. Everything else in `q` separates words, so no user input
 # ever reaches either query language as syntax.
 _TERM = re.compile(r"[^\W_]+")
 
-_parent = aliased(Title, name="parent")
-
+_titles = Title.__table__
+_parent = _titles.alias("parent")
 # The FTS5 table; its hidden column of the same name is the MATCH target.
 _titles_fts = table("titles_fts", column("rowid"), column("titles_fts"))
+
+# What a page returns of each title: TitleRow's fields, in its order.
+_PAGE_COLUMNS = (
+    _titles.c.id,
+    _titles.c.studio_id,
+    _titles.c.external_id,
+    _titles.c.eidr_id,
+    _titles.c.kind,
+    _titles.c.parent_id,
+    _titles.c.name,
+    _titles.c.original_language,
+    _titles.c.genres,
+    _titles.c.release_year,
+    _titles.c.synopsis,
+    _titles.c.visibility,
+    _titles.c.content_seconds,
+    _titles.c.max_height,
+    _titles.c.created_at,
+    _parent.c.visibility.label("parent_visibility"),
+)
 
 
 @dataclass(frozen=True)
@@ -105,6 +146,32 @@ class TitleSearch:
     cursor: str | None = None
 
 
+class TitleRow(NamedTuple):
+    """One search result: what catalog.presenters.present_title reads of a title, and its
+    parent's visibility (None without a parent), which decides whether parent_id is shown."""
+
+    id: str
+    studio_id: str
+    external_id: str
+    eidr_id: str | None
+    kind: str
+    parent_id: str | None
+    name: str
+    original_language: str | None
+    genres: list[str]
+    release_year: int | None
+    synopsis: str | None
+    visibility: str
+    content_seconds: float
+    max_height: int | None
+    created_at: datetime
+    parent_visibility: str | None
+
+    @property
+    def content_hours(self) -> float:
+        return round(self.content_seconds / 3600.0, 4)
+
+
 def search_terms(q: str) -> list[str]:
     """Split a free-text query into lower-case words; refuse one with no word or too many."""
     # lower(), not casefold(): both indexes fold case one character at a time ("ß" stays "ß").
@@ -121,13 +188,6 @@ def search_terms(q: str) -> list[str]:
     return terms
 
 
-class TitleHit(NamedTuple):
-    """One search result: the title, and its parent's visibility (None without a parent)."""
-
-    title: Title
-    parent_visibility: str | None
-
-
 def search_titles(
     session: Session,
     viewer: Principal,
@@ -135,26 +195,27 @@ def search_titles(
     *,
     codec: CursorCodec,
     today: date | None = None,
-) -> Page[TitleHit]:
+) -> Page[TitleRow]:
     """Return one page of the titles `viewer` may see that match `search`, in id order."""
-    postgres = is_postgres(session)
     after = _cursor_after(codec, search.cursor)
-    probe = text_match_probe(search, postgres=postgres)
-    broad = probe is not None and is_broad(session.execute(probe).scalar(), postgres=postgres)
-    stmt = page_statement(
+    connection = session.connection()
+
+    def fetch(stmt: Executable, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
+        return connection.execute(stmt, params).all()
+
+    rows = fetch_page(
+        fetch,
         viewer,
         search,
-        postgres=postgres,
+        postgres=is_postgres(session),
         today=today or utcnow().date(),
         after=after,
-        broad_text=broad,
     )
-    rows = session.execute(stmt).all()
-    hits = [TitleHit(row[0], row[1]) for row in rows]
+    hits = [TitleRow(*row) for row in rows]
     next_cursor = None
     if len(hits) > search.limit:
         hits = hits[: search.limit]
-        next_cursor = codec.encode(CURSOR_SCOPE, [hits[-1].title.id])
+        next_cursor = codec.encode(CURSOR_SCOPE, [hits[-1].id])
     return Page(hits, next_cursor)
 
 
@@ -169,27 +230,63 @@ def _cursor_after(codec: CursorCodec, cursor: str | None) -> str | None:
     return after[0]
 
 
-def text_match_probe(search: TitleSearch, *, postgres: bool) -> Executable | None:
-    """With words to find: a statement whose scalar tells how many titles they match.
+Fetch = Callable[[Executable, Mapping[str, Any]], Sequence[Sequence[Any]]]
 
-    SQLite: SELECT the count of FTS matches, counting no further than BROAD_TEXT_MATCHES + 1.
-    PostgreSQL: EXPLAIN the bare text condition; the planner's row estimate is the answer.
-    Either way, whatever the titles' visibility: the figure only picks a plan, never shown.
+
+def fetch_page(
+    fetch: Fetch,
+    viewer: Principal,
+    search: TitleSearch,
+    *,
+    postgres: bool,
+    today: date,
+    after: str | None,
+) -> list[Sequence[Any]]:
+    """Run a page's statements through `fetch` (statement, parameters → rows); return up to
+    limit + 1 rows of `_PAGE_COLUMNS`, in id order, after the title id `after`.
+
+    `fetch` is a SQLAlchemy connection for the API; the benchmark passes the DB-API cursor of
+    the same compiled statements, so that both run exactly the same SQL.
     """
-    if not search.q:
-        return None
-    terms = search_terms(search.q)
-    if postgres:
-        only_text: Select[Any] = (
-            select(literal_column("1")).select_from(Title).where(_tsquery_match(terms))
-        )
-        return _Explain(only_text)
-    capped = select(_titles_fts.c.rowid).where(_fts5_match(terms)).limit(BROAD_TEXT_MATCHES + 1)
-    return select(func.count()).select_from(capped.subquery())
+    params = _parameters(viewer, search, today=today, after=after, postgres=postgres)
+    broad = False
+    if search.q:
+        probed = fetch(_probe_statement(postgres), params)[0][0]
+        broad = is_broad(probed, postgres=postgres)
+    windowed = broad and not postgres
+    shape = _shape(viewer, search, postgres=postgres, broad=broad, after=after is not None)
+    stmt = _statement(shape._replace(windowed=windowed))
+    if not windowed:
+        return list(fetch(stmt, params))
+    window = _window_statement(shape.scope)
+    rows: list[Sequence[Any]] = []
+    size = FIRST_WINDOW
+    start = after or ""
+    while len(rows) <= search.limit:
+        low, high, last, count = fetch(window, {**params, "after": start, "window": size})[0]
+        if not count:
+            break
+        more = {"after": start, "last": last, "low": low, "high": high}
+        more["limit"] = search.limit + 1 - len(rows)
+        rows += fetch(stmt, {**params, **more})
+        if count < size:
+            break  # the walk reached the last title
+        start, size = last, size * 4
+    return rows
+
+
+def search_statement(
+    viewer: Principal, search: TitleSearch, *, postgres: bool, today: date
+) -> Select[Any]:
+    """All the titles `viewer` may see that match `search`, in no order, with their values
+    bound: for counting and checking (the benchmark), not for pages (fetch_page)."""
+    shape = _shape(viewer, search, postgres=postgres, broad=False, after=False)
+    params = _parameters(viewer, search, today=today, after=None, postgres=postgres)
+    return _filtered(shape, select(_titles.c.id)).params(params)
 
 
 def is_broad(probed: Any, *, postgres: bool) -> bool:
-    """Read a probe's answer (text_match_probe): do the words match too many titles to fetch?"""
+    """Read a probe's answer (_probe_statement): do the words match too many titles to fetch?"""
     if postgres:
         # EXPLAIN (FORMAT JSON): one row, one json value, [{"Plan": {"Plan Rows": n, ...}}].
         plan = json.loads(probed) if isinstance(probed, str) else probed
@@ -197,10 +294,121 @@ def is_broad(probed: Any, *, postgres: bool) -> bool:
     return int(probed or 0) > BROAD_TEXT_MATCHES
 
 
+# --- shapes and parameters ---------------------------------------------------------------
+
+
+class _Shape(NamedTuple):
+    """Everything a page's SQL depends on besides bound values: the key of its cache."""
+
+    postgres: bool
+    scope: str  # "operator", "developer" or "studio"
+    terms: bool
+    broad: bool
+    windowed: bool  # SQLite's broad walk, a window at a time (fetch_page)
+    after: bool
+    studio: bool
+    kind: bool
+    language: str | None  # "tag" (an exact tag) or "family" (a bare language and variants)
+    year_min: bool
+    year_max: bool
+    min_height: bool
+    genre: bool
+    rights: bool
+    territory: bool
+
+
+def _shape(
+    viewer: Principal, search: TitleSearch, *, postgres: bool, broad: bool, after: bool
+) -> _Shape:
+    if search.studio_id is not None and not viewer.is_operator:
+        # API.md names it an operator filter. For a developer it would also tell which
+        # anonymized titles belong to a studio, which is exactly what anonymity hides.
+        raise Forbidden(
+            "only operators may filter by studio", errors={"studio_id": ["Operators only."]}
+        )
+    scope = "operator" if viewer.is_operator else "developer" if viewer.is_developer else "studio"
+    language = None
+    if search.language is not None:
+        language = "tag" if "-" in search.language else "family"
+    return _Shape(
+        postgres=postgres,
+        scope=scope,
+        terms=bool(search.q),
+        broad=broad,
+        windowed=False,
+        after=after,
+        studio=search.studio_id is not None,
+        kind=search.kind is not None,
+        language=language,
+        year_min=search.release_year_min is not None,
+        year_max=search.release_year_max is not None,
+        min_height=search.min_height is not None,
+        genre=search.genre is not None,
+        rights=search.permitted_use is not None or search.territory is not None,
+        territory=search.territory is not None,
+    )
+
+
+def _parameters(
+    viewer: Principal, search: TitleSearch, *, today: date, after: str | None, postgres: bool
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "viewer_org": viewer.organization_id,
+        "after": after,
+        "limit": search.limit + 1,
+        "probe_cap": BROAD_TEXT_MATCHES + 1,
+        "studio_id": search.studio_id,
+        "kind": search.kind,
+        "language": search.language,
+        # A normalized tag is letters, digits and hyphens (catalog/codes.py): no LIKE wildcard.
+        "language_family": f"{search.language}-%",
+        "year_min": search.release_year_min,
+        "year_max": search.release_year_max,
+        "min_height": search.min_height,
+        "genre": search.genre,
+        "today": today,
+        # Always constrain `use`, the leading column of the (use, territory, title_id) index.
+        "uses": [search.permitted_use] if search.permitted_use is not None else list(ALL_USES),
+        "places": _places(search.territory),
+    }
+    if search.q:
+        terms = search_terms(search.q)
+        if postgres:
+            params["tsquery"] = _tsquery(terms)
+        else:
+            params["fts_query"] = _fts5_query(terms)
+            params["fts_words"] = _fts5_query(terms, prefix=False)
+    return params
+
+
+def _places(territory: str | None) -> list[str]:
+    if territory is None or territory == WORLDWIDE:
+        return [WORLDWIDE] if territory else []
+    return [territory, WORLDWIDE]
+
+
+# Every word must appear in the name or the synopsis; the last one may be a word's beginning,
+# so results follow a query as it is typed ("light" finds "Lighthouse"). Terms are letters and
+# digits only (_TERM), so quoting them needs no escaping.
+
+
+def _tsquery(terms: list[str]) -> str:
+    *whole, last = terms
+    return " & ".join([*(f"'{t}'" for t in whole), f"'{last}':*"])
+
+
+def _fts5_query(terms: list[str], *, prefix: bool = True) -> str:
+    return " ".join('"' + t + '"' for t in terms) + ("*" if prefix else "")
+
+
+# --- statements (built once per shape) ----------------------------------------------------
+
+
 class _Explain(Executable, ClauseElement):
     """EXPLAIN (FORMAT JSON) of a SELECT: the planner's estimates, without running it."""
 
-    inherit_cache = False  # compiled each time: it has no selected columns to cache
+    # Cached like any statement: its cache key is the wrapped SELECT's.
+    _traverse_internals = [("stmt", InternalTraversal.dp_clauseelement)]
 
     def __init__(self, stmt: Select[Any]) -> None:
         self.stmt = stmt
@@ -211,151 +419,160 @@ def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.stmt, **kw)
 
 
-def page_statement(
-    viewer: Principal,
-    search: TitleSearch,
-    *,
-    postgres: bool,
-    today: date,
-    after: str | None,
-    broad_text: bool,
-) -> Select[Any]:
+@lru_cache(maxsize=2)
+def _probe_statement(postgres: bool) -> Executable:
+    """A statement whose scalar tells how many titles the words match, whoever may see them:
+    the figure only picks a plan, it is never shown.
+
+    SQLite: the count of FTS matches, counting no further than BROAD_TEXT_MATCHES + 1; the
+    whole words first (a prefix query must merge every word's list that starts with it, 4 ms
+    for "the"), the prefix query only when they match too few. PostgreSQL: EXPLAIN of the bare
+    text condition; the planner's row estimate is the answer.
+    """
+    if postgres:
+        return _Explain(select(literal_column("1")).select_from(_titles).where(_tsquery_match()))
+
+    def capped(query: str) -> Any:
+        matches = (
+            select(_titles_fts.c.rowid)
+            .where(_titles_fts.c.titles_fts.match(bindparam(query, type_=String)))
+            .limit(bindparam("probe_cap", type_=Integer))
+        )
+        return select(func.count()).select_from(matches.subquery()).scalar_subquery()
+
+    cap = bindparam("probe_cap", type_=Integer)
+    return select(case((capped("fts_words") >= cap, cap), else_=capped("fts_query")))
+
+
+@lru_cache(maxsize=512)
+def _statement(shape: _Shape) -> Select[Any]:
     """The one SELECT of a page: titles after `after` in id order, limit + 1, each with its
-    parent's visibility (see text_match_probe for `broad_text`)."""
-    stmt = (
-        search_statement(viewer, search, postgres=postgres, today=today, broad_text=broad_text)
-        .add_columns(_parent.visibility)
-        .outerjoin(_parent, _parent.id == Title.parent_id)
+    parent's visibility."""
+    stmt = _filtered(shape, select(*_PAGE_COLUMNS)).outerjoin(
+        _parent, _parent.c.id == _titles.c.parent_id
     )
-    if after is not None:
-        stmt = stmt.where(Title.id > after)
-    order: Any = Title.id
-    if search.q and not broad_text and postgres:
+    if shape.after or shape.windowed:
+        stmt = stmt.where(_titles.c.id > bindparam("after", type_=String))
+    if shape.windowed:
+        stmt = stmt.where(_titles.c.id <= bindparam("last", type_=String))
+    order: Any = _titles.c.id
+    if shape.terms and not shape.broad and shape.postgres:
         # The same order, in a form the primary key cannot provide: PostgreSQL then fetches the
         # few matches from the GIN index and sorts them, instead of walking every id to find
-        # them. (On SQLite, search_statement's `titles.rowid IN (matches)` already does that.)
+        # them. (On SQLite, `titles.rowid IN (matches)` already does that.)
         order = literal_column("titles.id || ''")
-    return stmt.order_by(order).limit(search.limit + 1)
+    return stmt.order_by(order).limit(bindparam("limit", type_=Integer))
 
 
-def search_statement(
-    viewer: Principal,
-    search: TitleSearch,
-    *,
-    postgres: bool,
-    today: date,
-    broad_text: bool = False,
-) -> Select[Any]:
-    """Build the filtered, scoped SELECT of titles (no order or limit: paginate() adds them).
+@lru_cache(maxsize=8)
+def _window_statement(scope: str) -> Executable:
+    """SQLite's next window of a broad walk: the lowest and highest rowid, the last id and the
+    number of the next `window` titles after `after` that the scope lets the viewer see."""
+    walk = (
+        select(literal_column("titles.rowid").label("r"), _titles.c.id)
+        .where(*_scope_conditions(scope, terms=True), _titles.c.id > bindparam("after"))
+        .order_by(_titles.c.id)
+        .limit(bindparam("window", type_=Integer))
+        .subquery()
+    )
+    return select(func.min(walk.c.r), func.max(walk.c.r), func.max(walk.c.id), func.count())
 
-    `broad_text`: on SQLite, the words match many titles (see text_match_probe), so walk the
-    titles in id order rather than fetch every match.
-    """
-    if search.studio_id is not None and not viewer.is_operator:
-        # API.md names it an operator filter. For a developer it would also tell which
-        # anonymized titles belong to a studio, which is exactly what anonymity hides.
-        raise Forbidden(
-            "only operators may filter by studio", errors={"studio_id": ["Operators only."]}
-        )
-    stmt = visible_titles(viewer)
+
+def _scope_conditions(scope: str, *, terms: bool) -> list[ColumnElement[bool]]:
+    """The titles a viewer may see (as catalog.access.visible_titles says), as conditions."""
+    if scope == "operator":
+        return []
+    if scope == "studio":
+        return [_titles.c.studio_id == bindparam("viewer_org", type_=String)]
+    if terms:
+        # An anonymized title's name and synopsis are hidden from developers, so it must not be
+        # found through them either: words match listed titles only. Said once, in place of
+        # "listed or anonymized": both planners take the product of the two for an estimate
+        # (a third of the titles instead of half) and choose worse plans. A literal, not a
+        # bound parameter, so that PostgreSQL's partial index of listed titles' words
+        # (migration 0005) serves every plan, generic prepared ones included.
+        return [_titles.c.visibility == literal_column(f"'{LISTED}'")]
+    return [_titles.c.visibility.in_([literal_column(f"'{v}'") for v in PUBLIC_VISIBILITIES])]
+
+
+def _filtered(shape: _Shape, stmt: Select[Any]) -> Select[Any]:
+    """`stmt` FROM titles with the scope and every filter of `shape`, as bound parameters."""
     # Few titles match the words (see the module docstring): filter those few one by one.
-    per_row = postgres and bool(search.q) and not broad_text
-    conditions: list[ColumnElement[bool]] = []
-    if search.q:
-        terms = search_terms(search.q)
-        if viewer.is_developer:
-            # An anonymized title's name and synopsis are hidden from developers, so it must
-            # not be found through them either: words match listed titles only. Said once,
-            # in place of "listed or anonymized": both planners take the product of the two
-            # for an estimate (a third of the titles instead of half) and choose worse plans.
-            # A literal, not a bound parameter, so that PostgreSQL's partial index of listed
-            # titles' words (migration 0005) serves every plan, generic prepared ones included.
-            stmt = select(Title).where(Title.visibility == literal_column(f"'{LISTED}'"))
-        conditions.append(_matches(terms, postgres=postgres, broad=broad_text))
-    if search.studio_id is not None:
-        conditions.append(Title.studio_id == search.studio_id)
-    if search.kind is not None:
-        conditions.append(Title.kind == search.kind)
-    if search.language is not None:
-        conditions.append(_language(search.language))
-    if search.release_year_min is not None:
-        conditions.append(Title.release_year >= search.release_year_min)
-    if search.release_year_max is not None:
-        conditions.append(Title.release_year <= search.release_year_max)
-    if search.min_height is not None:
-        conditions.append(Title.max_height >= search.min_height)
-    if search.genre is not None:
+    per_row = shape.postgres and shape.terms and not shape.broad
+    conditions = _scope_conditions(shape.scope, terms=shape.terms)
+    if shape.terms:
+        conditions.append(_text_match(shape))
+    if shape.studio:
+        conditions.append(_titles.c.studio_id == bindparam("studio_id", type_=String))
+    if shape.kind:
+        conditions.append(_titles.c.kind == bindparam("kind", type_=String))
+    if shape.language == "tag":
+        conditions.append(_titles.c.original_language == bindparam("language", type_=String))
+    elif shape.language == "family":
+        # A bare language also finds its regional and script variants ("es" finds "es-419").
+        conditions.append(
+            (_titles.c.original_language == bindparam("language", type_=String))
+            | _titles.c.original_language.like(bindparam("language_family", type_=String))
+        )
+    if shape.year_min:
+        conditions.append(_titles.c.release_year >= bindparam("year_min", type_=Integer))
+    if shape.year_max:
+        conditions.append(_titles.c.release_year <= bindparam("year_max", type_=Integer))
+    if shape.min_height:
+        conditions.append(_titles.c.max_height >= bindparam("min_height", type_=Integer))
+    if shape.genre:
         conditions.append(
             _exists(
-                TitleGenre.title_id == Title.id, TitleGenre.genre == search.genre, per_row=per_row
+                TitleGenre.title_id == _titles.c.id,
+                TitleGenre.genre == bindparam("genre", type_=String),
+                per_row=per_row,
             )
         )
-    if search.permitted_use is not None or search.territory is not None:
-        conditions.append(
-            _licensable(search.permitted_use, search.territory, today, per_row=per_row)
-        )
-    return stmt.where(*conditions)
+    if shape.rights:
+        conditions.append(_licensable(territory=shape.territory, per_row=per_row))
+    return stmt.select_from(_titles).where(*conditions)
 
 
-# Every word must appear in the name or the synopsis; the last one may be a word's beginning,
-# so results follow a query as it is typed ("light" finds "Lighthouse").
-
-
-def _matches(terms: list[str], *, postgres: bool, broad: bool) -> ColumnElement[bool]:
-    if postgres:
-        return _tsquery_match(terms)
-    matching = select(_titles_fts.c.rowid).where(_fts5_match(terms))
-    # The unary plus keeps SQLite from driving the scan from the matches: it walks an
+def _text_match(shape: _Shape) -> ColumnElement[bool]:
+    if shape.postgres:
+        return _tsquery_match()
+    matching = select(_titles_fts.c.rowid).where(
+        _titles_fts.c.titles_fts.match(bindparam("fts_query", type_=String))
+    )
+    if shape.windowed:
+        # Only the window's rowids: FTS5 seeks to them instead of listing every match.
+        matching = matching.where(_titles_fts.c.rowid.between(bindparam("low"), bindparam("high")))
+    # The unary plus keeps SQLite from driving a broad scan from the matches: it walks an
     # id-ordered index and probes the (materialized, indexed) set of matching rowids.
-    rowid: ColumnElement[Any] = literal_column("+titles.rowid" if broad else "titles.rowid")
+    rowid: ColumnElement[Any] = literal_column("+titles.rowid" if shape.broad else "titles.rowid")
     return rowid.in_(matching)
 
 
-def _tsquery_match(terms: list[str]) -> ColumnElement[bool]:
-    # Terms are letters and digits only (_TERM), so quoting them needs no escaping.
-    *whole, last = terms
-    tsquery = " & ".join([*(f"'{t}'" for t in whole), f"'{last}':*"])
-    query = func.to_tsquery(literal_column("'simple'::regconfig"), tsquery)
+def _tsquery_match() -> ColumnElement[bool]:
+    query = func.to_tsquery(
+        literal_column("'simple'::regconfig"), bindparam("tsquery", type_=String)
+    )
     vector: ColumnElement[Any] = literal_column("titles.search_vector")
     return vector.bool_op("@@")(query)
 
 
-def _fts5_match(terms: list[str]) -> ColumnElement[bool]:
-    # Terms are letters and digits only (_TERM), so quoting them needs no escaping.
-    *whole, last = terms
-    quoted = [*('"' + t + '"' for t in whole), '"' + last + '"*']
-    return _titles_fts.c.titles_fts.match(" ".join(quoted))
-
-
-def _language(language: str) -> ColumnElement[bool]:
-    if "-" in language:
-        return Title.original_language == language
-    # A bare language also finds its regional and script variants ("es" finds "es-419"). The
-    # tag is normalized letters only (catalog/codes.py), so it carries no LIKE wildcard.
-    return (Title.original_language == language) | Title.original_language.like(f"{language}-%")
-
-
-def _licensable(
-    use: str | None, territory: str | None, today: date, *, per_row: bool
-) -> ColumnElement[bool]:
-    """A grant on the title or an ancestor, not yet ended, for this use in this territory."""
+def _licensable(*, territory: bool, per_row: bool) -> ColumnElement[bool]:
+    """A grant on the title or an ancestor, not yet ended, for these uses (and places)."""
     conditions: list[ColumnElement[bool]] = [
         # Ancestors are within {parent_id, root_id}: the hierarchy is at most three deep.
-        RightsTerm.title_id.in_([Title.id, Title.parent_id, Title.root_id]),
+        RightsTerm.title_id.in_([_titles.c.id, _titles.c.parent_id, _titles.c.root_id]),
         RightsGrant.id == RightsTerm.grant_id,
-        RightsGrant.end >= today,
+        RightsGrant.end >= bindparam("today", type_=Date),
+        RightsTerm.use.in_(bindparam("uses", expanding=True)),
     ]
-    # Always constrain `use`, the leading column of the (use, territory, title_id) index.
-    conditions.append(RightsTerm.use.in_([use] if use is not None else ALL_USES))
-    if territory is not None:
-        places = [territory] if territory == WORLDWIDE else [territory, WORLDWIDE]
-        conditions.append(RightsTerm.territory.in_(places))
+    if territory:
+        conditions.append(RightsTerm.territory.in_(bindparam("places", expanding=True)))
     return _exists(*conditions, per_row=per_row)
 
 
 def _exists(*conditions: ColumnElement[bool], per_row: bool) -> ColumnElement[bool]:
     if not per_row:
-        return exists().where(*conditions)
+        return exists().where(and_(*conditions))
     # OFFSET 0 keeps PostgreSQL from turning EXISTS into a semi-join: it then probes the index
     # for each of the few titles the words matched, instead of hashing every title_genres row
     # of a common genre (or every rights term of a use) to join against them.

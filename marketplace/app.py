@@ -20,7 +20,7 @@ from marketplace.billing.gateway import PaymentGateway, StripeGateway
 from marketplace.brokering import routes as brokering_routes
 from marketplace.core import ops
 from marketplace.core.api import Api
-from marketplace.core.db import make_engine, make_session_factory
+from marketplace.core.db import make_engine, make_session_factory, read_only_engine
 from marketplace.core.logs import configure_logging
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -59,8 +59,11 @@ def create_app(
             "security": [{"bearerAuth": []}],
         },
     )
+    read_session_factory = None
     if session_factory is None:
-        session_factory = make_session_factory(make_engine(settings.database_url))
+        engine = make_engine(settings.database_url)
+        session_factory = make_session_factory(engine)
+        read_session_factory = make_session_factory(read_only_engine(engine))
     init_app(
         app,
         AppState(
@@ -75,6 +78,7 @@ def create_app(
                 else MemoryRateLimiter()
             ),
             extras={billing_routes.GATEWAY_KEY: payments or StripeGateway.from_settings(settings)},
+            read_session_factory=read_session_factory,
         ),
     )
     install_clearance_hook()

@@ -23,7 +23,7 @@ from marketplace.accounts.schemas import (
 )
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint(
     "accounts", __name__, url_prefix="/api/v1", description="Organizations, users, keys"
@@ -82,6 +82,7 @@ class OrganizationUsers(MethodView):
 @blp.route("/me")
 class Me(MethodView):
     @blp.response(200, MeSchema)
+    @read_only
     def get(self) -> Any:
         """Who am I: the calling user and organization."""
         user = service.get_user(db(), principal())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import marshmallow as ma
@@ -60,15 +61,16 @@ def page_of(item: type[ma.Schema], name: str) -> type[ma.Schema]:
     )
 
 
+def format_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` (`2026-11-29T05:20:38.123456Z`; no fraction when whole)."""
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
+    # isoformat() is several times faster than strftime(), which a page calls 50 times.
+    return value.replace(tzinfo=None).isoformat() + "Z"
+
+
 class UTCDateTime(ma.fields.DateTime):
     """ISO 8601 UTC with a `Z`, as API.md asks."""
 
     def _serialize(self, value: Any, attr: Any, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        text: str = (
-            value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            if value.microsecond
-            else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-        )
-        return text
+        return None if value is None else format_utc(value)

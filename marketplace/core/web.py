@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, g, request
 from sqlalchemy.exc import IntegrityError
@@ -81,6 +81,9 @@ class AppState:
     cursors: CursorCodec
     rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Sessions without a transaction, for handlers marked @read_only (the session factory when
+    # None: tests bind every session to one connection).
+    read_session_factory: Callable[[], Session] | sessionmaker[Session] | None = None
 
 
 def state() -> AppState:
@@ -94,9 +97,40 @@ def db() -> Session:
     """The current request's session; created on first use, committed once at the end."""
     session = g.get("db_session")
     if session is None:
-        session = state().session_factory()
+        app_state = state()
+        factory = app_state.session_factory
+        if app_state.read_session_factory is not None and _is_read_only_request():
+            factory = app_state.read_session_factory
+        session = factory()
         g.db_session = session
     return session
+
+
+_READ_ONLY = "clearcut_read_only"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def read_only(handler: F) -> F:
+    """Mark a GET handler that writes nothing: its request runs without a transaction.
+
+    Each of its statements is then a transaction of its own (see db.read_only_engine): on
+    PostgreSQL no BEGIN and COMMIT round trips, on SQLite no write lock, so such reads run
+    side by side. Authentication's occasional last_used_at update is one statement and still
+    safe. Never for a handler that writes (an audit event, a metered download).
+    """
+    setattr(handler, _READ_ONLY, True)
+    return handler
+
+
+def _is_read_only_request() -> bool:
+    if request.method != "GET" or request.url_rule is None:
+        return False
+    from flask import current_app
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, "get", None) if view_class is not None else view
+    return bool(getattr(handler, _READ_ONLY, False))
 
 
 def current_actor() -> Any:

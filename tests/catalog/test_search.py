@@ -39,9 +39,11 @@ def make_title(
     genres: Iterable[str] = ("drama",),
     year: int | None = 2020,
     max_height: int | None = None,
+    title_id: str | None = None,
 ) -> Title:
     number = next(_counter)
     title = Title(
+        id=title_id,
         studio_id=studio_id,
         external_id=f"ext-{number}",
         eidr_id=format_eidr(f"{number:020X}"),
@@ -162,11 +164,15 @@ def ids_of(catalog: dict[str, Title], *names: str) -> list[str]:
     return sorted(catalog[name].id for name in names)
 
 
-@pytest.fixture(params=["from_matches", "walking_ids"])
+@pytest.fixture(params=["from_matches", "walking_ids", "walking_one_title_windows"])
 def text_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both of SQLite's plans for words (catalog/search.py) must find the same titles."""
-    if request.param == "walking_ids":
+    """Every plan for words (catalog/search.py) must find the same titles: from the matches,
+    walking the ids (on SQLite, in windows of 256 titles), and walking in windows of one title
+    (a window per title, each growing fourfold: every path through fetch_page's loop)."""
+    if request.param != "from_matches":
         monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0)
+    if request.param == "walking_one_title_windows":
+        monkeypatch.setattr(search_module, "FIRST_WINDOW", 1)
     return str(request.param)
 
 
@@ -669,6 +675,36 @@ class TestPlans:
         assert found(
             client, world, "developer_x", q="harb", genre="crime", territory="US", limit=2
         ) == sorted(t.id for t in made[1:])
+
+    @pytest.mark.parametrize("window", [1, 2, 256])
+    def test_a_broad_walk_finds_titles_stored_out_of_id_order(
+        self,
+        client: Any,
+        world: World,
+        session: Session,
+        monkeypatch: pytest.MonkeyPatch,
+        window: int,
+    ) -> None:
+        # SQLite's windows ask FTS5 for the rowid range of titles taken in id order; rowids
+        # follow insertion, not ids. Insert in reverse id order: every window's range must
+        # still cover its titles.
+        monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0)
+        monkeypatch.setattr(search_module, "FIRST_WINDOW", window)
+        a = world["studio_a"].org_id
+        made = [
+            make_title(session, a, f"Beacon {n}", title_id=f"ttl_{n:026d}", genres=("crime",))
+            for n in reversed(range(1, 8))
+        ]
+        make_title(session, a, "Unrelated", title_id=f"ttl_{4:025d}5")
+        for title in made[::2]:
+            grant(session, title, territories=["US"], uses=["train"])
+        session.commit()
+        expected = sorted(t.id for t in made)
+        assert found(client, world, "developer_x", q="beac", limit=2) == expected
+        assert found(client, world, "studio_a", q="beacon", limit=3) == expected
+        assert found(
+            client, world, "developer_x", q="beacon", territory="US", permitted_use="train", limit=1
+        ) == sorted(t.id for t in made[::2])
 
     def test_a_cursor_of_another_shape_is_refused(self, client: Any, world: World) -> None:
         forged = search_module.CursorCodec("x" * 40).encode(search_module.CURSOR_SCOPE, ["a"])

@@ -1,0 +1,159 @@
+"""Requests and transactions: read-only handlers run without one; pooled connections recover."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
+
+from marketplace.app import create_app
+from marketplace.core import db as db_module
+from marketplace.core.api import format_utc
+from marketplace.core.db import make_engine
+from marketplace.core.storage import InMemoryStorage
+from tests.catalog.factories import make_title
+from tests.world import World, build_world
+
+
+@pytest.fixture
+def served(
+    committing_engine: Engine, settings: Any, storage: InMemoryStorage, payments: Any
+) -> Iterator[tuple[Any, World, list[tuple[str, bool]]]]:
+    """The app on its own engine, as in production, and each statement it runs beside whether
+    it ran inside a transaction the app opened."""
+    with Session(committing_engine, expire_on_commit=False) as session:
+        world = build_world(session)
+        make_title(session, world["studio_a"].org_id, name="Lantern Bay", visibility="listed")
+        session.commit()
+    app = create_app(settings, storage=storage, payments=payments)
+    engine = app.extensions["clearcut"].session_factory.kw["bind"]
+    statements: list[tuple[str, bool]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        dbapi = conn.connection.dbapi_connection
+        if engine.dialect.name == "postgresql":
+            in_transaction = not dbapi.autocommit
+        else:
+            in_transaction = dbapi.in_transaction or statement.startswith("BEGIN")
+        statements.append((statement.split(None, 1)[0].upper(), in_transaction))
+
+    yield app.test_client(), world, statements
+    engine.dispose()
+
+
+@pytest.mark.committing
+class TestReadOnlyRequests:
+    def test_search_and_me_run_without_a_transaction(
+        self, served: tuple[Any, World, list[tuple[str, bool]]]
+    ) -> None:
+        client, world, statements = served
+        headers = world["developer_x"].headers
+        for path in ("/api/v1/me", "/api/v1/titles?q=lantern", "/api/v1/titles"):
+            statements.clear()
+            response = client.get(path, headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            assert statements, "the request ran no statement"
+            assert not [s for s in statements if s[1]], statements
+        items = client.get("/api/v1/titles?q=lantern", headers=headers).get_json()["items"]
+        assert [i["name"] for i in items] == ["Lantern Bay"]
+
+    def test_the_key_is_still_marked_used(
+        self, served: tuple[Any, World, list[tuple[str, bool]]], committing_engine: Engine
+    ) -> None:
+        client, world, _ = served
+        assert client.get("/api/v1/me", headers=world["developer_x"].headers).status_code == 200
+        with committing_engine.connect() as conn:
+            used = conn.execute(
+                text("SELECT last_used_at FROM api_keys WHERE user_id = :u"),
+                {"u": world["developer_x"].user_id},
+            ).scalar()
+        assert used is not None
+
+    def test_a_write_still_runs_in_one_transaction(
+        self, served: tuple[Any, World, list[tuple[str, bool]]]
+    ) -> None:
+        client, world, statements = served
+        statements.clear()
+        response = client.post(
+            "/api/v1/titles",
+            json={"external_id": "lb-2", "name": "Lantern Bay II", "kind": "film"},
+            headers=world["studio_a"].headers,
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        writes = [s for s in statements if s[0] in ("INSERT", "UPDATE")]
+        assert writes and all(in_transaction for _, in_transaction in writes), statements
+
+    def test_sqlite_reads_do_not_wait_for_a_writer(
+        self,
+        served: tuple[Any, World, list[tuple[str, bool]]],
+        database_url: str,
+        dialect: str,
+    ) -> None:
+        if dialect != "sqlite":
+            pytest.skip("SQLite's database-wide write lock")
+        client, world, _ = served
+        headers = world["developer_x"].headers
+        assert client.get("/api/v1/me", headers=headers).status_code == 200  # last_used_at set
+        writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long import would
+        try:
+            started = time.monotonic()
+            response = client.get("/api/v1/titles?q=lantern", headers=headers)
+            assert response.status_code == 200
+            assert time.monotonic() - started < 2  # not the 15 s busy timeout
+        finally:
+            writer.rollback()
+            writer.close()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_cut_while_idle_is_replaced(
+    database_url: str, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if dialect != "postgresql":
+        pytest.skip("a server that can drop a connection")
+    monkeypatch.setattr(db_module, "IDLE_BEFORE_PING_SECONDS", 0.0)
+    engine = make_engine(database_url)
+    try:
+        conn, other = engine.connect(), engine.connect()
+        first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        conn.close()  # back to the pool, first in line for the next checkout
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        other.close()
+        time.sleep(0.1)
+        with engine.connect() as conn:
+            again = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert again != first
+    finally:
+        engine.dispose()
+
+
+def test_postgres_sessions_hand_back_utc(engine: Engine, dialect: str) -> None:
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL's session time zone")
+    with engine.connect() as conn:
+        now = conn.execute(text("SELECT now()")).scalar()
+    assert now is not None and now.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (datetime(2026, 11, 29, 5, 20, 38, tzinfo=UTC), "2026-11-29T05:20:38Z"),
+        (datetime(2026, 11, 29, 5, 20, 38, 1234, tzinfo=UTC), "2026-11-29T05:20:38.001234Z"),
+        (datetime(2026, 11, 29, 5, 20, 38), "2026-11-29T05:20:38Z"),
+        (
+            datetime(2026, 11, 29, 6, 20, 38, tzinfo=timezone(timedelta(hours=1))),
+            "2026-11-29T05:20:38Z",
+        ),
+    ],
+)
+def test_times_are_shown_in_utc_with_a_z(value: datetime, shown: str) -> None:
+    assert format_utc(value) == shown
