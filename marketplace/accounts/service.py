@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.accounts import keys
@@ -19,6 +19,23 @@ from marketplace.core.errors import Conflict, Forbidden, NotFound
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
+_KEY_LOOKUP = (
+    select(
+        ApiKey.id,
+        ApiKey.key_hash,
+        ApiKey.revoked_at,
+        ApiKey.last_used_at,
+        User.id,
+        User.organization_id,
+        User.role,
+        Organization.kind,
+    )
+    .join(User, User.id == ApiKey.user_id)
+    .join(Organization, Organization.id == User.organization_id)
+    .where(ApiKey.prefix == bindparam("prefix"))
+)
+
+
 def authenticate(
     session: Session, raw_key: str, *, now: datetime | None = None
 ) -> Principal | None:
@@ -26,22 +43,8 @@ def authenticate(
     prefix = keys.parse_prefix(raw_key)
     if prefix is None:
         return None
-    # One indexed Core query on every request: no ORM objects to build for the hot path.
-    row = session.execute(
-        select(
-            ApiKey.id,
-            ApiKey.key_hash,
-            ApiKey.revoked_at,
-            ApiKey.last_used_at,
-            User.id,
-            User.organization_id,
-            User.role,
-            Organization.kind,
-        )
-        .join(User, User.id == ApiKey.user_id)
-        .join(Organization, Organization.id == User.organization_id)
-        .where(ApiKey.prefix == prefix)
-    ).one_or_none()
+    # One indexed Core query on every request, built once: no ORM objects for the hot path.
+    row = session.execute(_KEY_LOOKUP, {"prefix": prefix}).one_or_none()
     if row is None:
         return None
     key_id, key_hash, revoked_at, last_used_at, user_id, org_id, role, kind = row
