@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from datetime import UTC, datetime
@@ -124,7 +125,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
     engine = create_engine(url, json_serializer=_json_dumps, **kwargs)
-    event.listen(engine.pool, "checkout", _ping_if_idle)
+    event.listen(engine.pool, "checkout", functools.partial(_ping_if_idle, engine.dialect))
     event.listen(engine.pool, "checkin", _note_checkin)
     return engine
 
@@ -133,7 +134,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 IDLE_BEFORE_PING_SECONDS = 5.0
 
 
-def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, proxy: Any) -> None:
     """Test a pooled connection that has been idle a while; replace it if the server is gone.
 
     SQLAlchemy's pool_pre_ping tests every checkout: one more round trip on every request,
@@ -146,7 +147,8 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
     if idle_since is None or time.monotonic() - idle_since < IDLE_BEFORE_PING_SECONDS:
         return  # new, or used a moment ago
     try:
-        dbapi_connection.execute("SELECT 1")
+        # The dialect's own ping, as pool_pre_ping uses: it leaves no transaction open.
+        dialect.do_ping(dbapi_connection)
     except Exception as exc:
         # The pool discards this connection and checks out another (a fresh one if need be).
         raise DisconnectionError("the pooled connection is gone") from exc

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from marketplace.app import create_app
 from marketplace.core import db as db_module
 from marketplace.core.api import format_utc
-from marketplace.core.db import make_engine
+from marketplace.core.db import make_engine, read_only_engine
 from marketplace.core.storage import InMemoryStorage
 from tests.catalog.factories import make_title
 from tests.world import World, build_world
@@ -131,6 +131,26 @@ def test_a_pooled_connection_cut_while_idle_is_replaced(
         with engine.connect() as conn:
             again = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         assert again != first
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_ping_leaves_no_transaction_open(
+    database_url: str, dialect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL's connections")
+    monkeypatch.setattr(db_module, "IDLE_BEFORE_PING_SECONDS", 0.0)
+    engine = make_engine(database_url)
+    try:
+        for _ in range(2):  # the second checkout pings
+            with read_only_engine(engine).connect() as conn:
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None and dbapi.info.transaction_status == 0  # IDLE
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+        with engine.begin() as conn:
+            assert conn.execute(text("SELECT 1")).scalar() == 1
     finally:
         engine.dispose()
 
