@@ -18,7 +18,9 @@ FTS matches (about a millisecond), on PostgreSQL its planner's estimate from the
 statistics (no rows read). Above `BROAD_TEXT_MATCHES` the page walks the ids. Otherwise it
 starts from the matches: on PostgreSQL it orders by `titles.id || ''` (the same order, in a
 form no index provides) and checks each match's genre and rights by index probes rather than
-joining whole tables.
+joining whole tables. There, a genre and a language also go into the text query itself, as the
+`#g:`/`#l:` lexemes migration 0009 adds to the vector, so the GIN index intersects them with the
+words and only the titles that match all three are read.
 
 SQLite walks in windows (`fetch_page`): FTS5 cannot test one row against a prefix query
 cheaply (it merges the doclists of every word with that prefix, milliseconds, for each test),
@@ -53,6 +55,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
+    cast,
     column,
     exists,
     func,
@@ -60,6 +63,7 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -375,6 +379,7 @@ def _parameters(
         terms = search_terms(search.q)
         if postgres:
             params["tsquery"] = _tsquery(terms)
+            params["facets"] = _facets(genre=search.genre, language=search.language)
         else:
             params["fts_query"] = _fts5_query(terms)
             params["fts_words"] = _fts5_query(terms, prefix=False)
@@ -395,6 +400,25 @@ def _places(territory: str | None) -> list[str]:
 def _tsquery(terms: list[str]) -> str:
     *whole, last = terms
     return " & ".join([*(f"'{t}'" for t in whole), f"'{last}':*"])
+
+
+def _facets(*, genre: str | None, language: str | None) -> str | None:
+    """On PostgreSQL, the genre and language lexemes of migration 0009 as a tsquery, so that
+    the GIN index intersects them with the words (the genre and language filters still apply).
+    Cast, never parsed: the parser would split `#g:drama` into two words."""
+    parts = []
+    if genre is not None:
+        parts.append(_lexeme(f"#g:{genre}"))
+    if language is not None:
+        tag = _lexeme(f"#l:{language}")
+        # A bare language also finds its regional and script variants, as _filtered says.
+        parts.append(tag if "-" in language else f"( {tag} | {_lexeme(f'#l:{language}-')}:* )")
+    return " & ".join(parts) or None
+
+
+def _lexeme(text: str) -> str:
+    """`text` as one quoted tsquery lexeme (a genre may hold any printable character)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _fts5_query(terms: list[str], *, prefix: bool = True) -> str:
@@ -535,7 +559,7 @@ def _filtered(shape: _Shape, stmt: Select[Any]) -> Select[Any]:
 
 def _text_match(shape: _Shape) -> ColumnElement[bool]:
     if shape.postgres:
-        return _tsquery_match()
+        return _tsquery_match(facets=shape.genre or shape.language is not None)
     matching = select(_titles_fts.c.rowid).where(
         _titles_fts.c.titles_fts.match(bindparam("fts_query", type_=String))
     )
@@ -548,10 +572,12 @@ def _text_match(shape: _Shape) -> ColumnElement[bool]:
     return rowid.in_(matching)
 
 
-def _tsquery_match() -> ColumnElement[bool]:
-    query = func.to_tsquery(
+def _tsquery_match(*, facets: bool = False) -> ColumnElement[bool]:
+    query: ColumnElement[Any] = func.to_tsquery(
         literal_column("'simple'::regconfig"), bindparam("tsquery", type_=String)
     )
+    if facets:
+        query = query.op("&&")(cast(bindparam("facets", type_=String), TSQUERY))
     vector: ColumnElement[Any] = literal_column("titles.search_vector")
     return vector.bool_op("@@")(query)
 

@@ -187,6 +187,31 @@ class TestFullText:
             catalog, "harbor", "draft", "b_listed", "b_private"
         )
 
+    def test_words_with_a_genre_and_a_language(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        # On PostgreSQL the genre and language are lexemes of the words' vector (migration
+        # 0009), intersected by the index: any genre text, and a bare language's variants only.
+        a = world["studio_a"].org_id
+        odd = make_title(session, a, "Harbor Tales", genres=("rock'n\\roll",), language="es")
+        near = make_title(session, a, "Harbor Songs", genres=("rock",), language="esu")
+        session.commit()
+        assert found(client, world, "operator", q="harbor", genre="rock'n\\roll") == [odd.id]
+        assert found(client, world, "operator", q="harb", genre="drama", language="es") == (
+            ids_of(catalog, "b_listed")
+        )
+        assert found(client, world, "operator", q="harbor", language="es") == sorted(
+            [*ids_of(catalog, "harbor", "b_listed"), odd.id]
+        )
+        assert found(client, world, "operator", q="harbor", language="esu") == [near.id]
+        assert found(client, world, "operator", q="harbor", genre="rock", language="es") == []
+
+    def test_no_word_reaches_a_title_through_its_genre_or_language(
+        self, client: Any, world: World, catalog: dict[str, Title]
+    ) -> None:
+        for q in ("g", "drama", "mystery", "noir", "fr", "ja", "es"):
+            assert found(client, world, "operator", q=q) == [], q
+
     def test_every_word_must_match_in_either_field(
         self, client: Any, world: World, catalog: dict[str, Title]
     ) -> None:
