@@ -35,6 +35,7 @@ import gc
 import hashlib
 import io
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -215,7 +216,8 @@ def _apply(
         return Apply(
             session, studio, check, started, advance, tallies=early.tallies, new_rows=early.rows
         ).run()
-    except (IntegrityError, psycopg.IntegrityError) as exc:  # the latter from COPY
+    # The last two from the DB-API connections: COPY, and SQLite's multi-row INSERTs.
+    except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
         # Only a concurrent writer can get here (the file was checked against the catalog).
         raise Conflict(
             "the catalog changed while the import was being written; run the import again"

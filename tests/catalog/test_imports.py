@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import re
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -933,3 +934,74 @@ class TestStreamingWrites:
         with pytest.raises(Conflict, match="catalog changed"):
             run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
         assert session.scalars(select(Title.name)).all() == ["Old"]
+
+
+class TestBulkWrites:
+    """The second pass writes in bulk (catalog.import_write): COPY, or multi-row INSERTs."""
+
+    def test_sqlite_takes_rows_in_whole_statements_then_the_rest(self, monkeypatch: Any) -> None:
+        import catalog.import_write
+        from catalog.import_write import SqliteInserter
+
+        monkeypatch.setattr(catalog.import_write, "SQLITE_ROWS_PER_STATEMENT", 3)
+        dbapi = sqlite3.connect(":memory:")
+        dbapi.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d TEXT)")
+        statements: list[str] = []
+        dbapi.set_trace_callback(statements.append)
+        rows = [(i, f"b{i}", i / 2, None) for i in range(8)]
+        SqliteInserter(dbapi).insert("t", ("a", "b", "c", "d"), rows)
+        assert dbapi.execute("SELECT * FROM t ORDER BY a").fetchall() == rows
+        assert _rows_per_insert(statements) == [3, 3, 1, 1]
+        # Fewer rows a statement when the columns would pass the limit on bound parameters.
+        dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 9)
+        statements.clear()
+        more = [(i, "x", 0.0, "y") for i in range(8, 13)]
+        SqliteInserter(dbapi).insert("t", ("a", "b", "c", "d"), more)
+        assert _rows_per_insert(statements) == [2, 2, 1]
+        assert dbapi.execute("SELECT count(*) FROM t").fetchone() == (13,)
+        dbapi.close()
+
+    def test_a_catalog_written_in_statements_of_a_few_rows_is_the_same(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        import catalog.import_write
+
+        content = io.StringIO()
+        write_jsonl(generate_catalog(8, seed=5), content)
+        first = run_import(session, world, "studio_a", content.getvalue().encode())
+        monkeypatch.setattr(catalog.import_write, "SQLITE_ROWS_PER_STATEMENT", 3)
+        again = run_import(session, world, "studio_b", content.getvalue().encode())
+        assert first.status == again.status == "succeeded"
+        assert first.summary == again.summary
+        # Same rows but for their ids: compare what does not name one.
+        a, b = (
+            snapshot(session, world["studio_a"].org_id),
+            snapshot(session, world["studio_b"].org_id),
+        )
+        assert {name: len(rows) for name, rows in a.items()} == {
+            name: len(rows) for name, rows in b.items()
+        }
+        names = {(t[2], t[7], t[9]) for t in a["titles"]}  # external id, name, genres
+        assert names == {(t[2], t[7], t[9]) for t in b["titles"]} and names
+
+    def test_a_row_written_meanwhile_by_someone_else_is_a_conflict(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        import catalog.imports
+        from marketplace.core.errors import Conflict
+
+        create_title(
+            session, principal_of(world, "studio_a"), external_id="f1", kind="film", name="Old"
+        )
+        # As if the title had been created after the importer read the catalog: the bulk write
+        # itself (a DB-API error, not SQLAlchemy's) finds the key taken.
+        monkeypatch.setattr(catalog.imports, "_existing_titles", lambda *args: {})
+        # The caller's transaction (a savepoint here) is rolled back, as the routes' and CLI's are.
+        with pytest.raises(Conflict, match="catalog changed"), session.begin_nested():
+            run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
+        assert session.scalars(select(Title.name)).all() == ["Old"]
+
+
+def _rows_per_insert(statements: list[str]) -> list[int]:
+    # The trace shows each statement with its values: `... VALUES (0, 'b0', 0.0, NULL), (1, ...`.
+    return [s.count("), (") + 1 for s in statements if s.startswith("INSERT")]
