@@ -11,12 +11,14 @@ PYTEST_ARGS ?=
 UV_VERSION := 0.13.9
 
 # uv (from PyPI) installs the locked set in seconds; pip does the same, slower, if uv fails.
+# Silent (@), with its note on stderr: `make bench` prints bare JSON even when it installs first.
 $(STAMP): pyproject.toml requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" \
+	@echo "installing the locked package set into $(VENV)" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" \
 		&& $(BIN)/uv pip install --quiet --python $(BIN)/python -c requirements.lock -e '.[dev]' \
 		|| $(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
-	touch $(STAMP)
+	@touch $(STAMP)
 
 install: $(STAMP)
 

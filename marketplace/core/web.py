@@ -81,8 +81,8 @@ class AppState:
     cursors: CursorCodec
     rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
-    # Sessions without a transaction, for handlers marked @read_only (the session factory when
-    # None: tests bind every session to one connection).
+    # Sessions for handlers marked @read_only (db.read_only_engine); the session factory when
+    # None (tests bind every session to one connection).
     read_session_factory: Callable[[], Session] | sessionmaker[Session] | None = None
 
 
@@ -111,12 +111,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def read_only(handler: F) -> F:
-    """Mark a GET handler that writes nothing: its request runs without a transaction.
+    """Mark a GET handler that writes nothing: its session comes from db.read_only_engine.
 
-    Each of its statements is then a transaction of its own (see db.read_only_engine): on
-    PostgreSQL no BEGIN and COMMIT round trips, on SQLite no write lock, so such reads run
-    side by side. Authentication's occasional last_used_at update is one statement and still
-    safe. Never for a handler that writes (an audit event, a metered download).
+    On SQLite each of its statements is then a transaction of its own, without the write lock
+    BEGIN IMMEDIATE takes, so such reads run side by side; on PostgreSQL nothing changes.
+    Authentication's occasional last_used_at update is one statement and still safe. Never for
+    a handler that writes (an audit event, a metered download).
     """
     setattr(handler, _READ_ONLY, True)
     return handler
