@@ -98,13 +98,14 @@ def read_only_engine(engine: Engine) -> Engine:
     """The engine for requests that only read: on SQLite, without BEGIN IMMEDIATE.
 
     SQLite: each statement runs in its own transaction, so reads no longer take the write lock
-    that BEGIN IMMEDIATE takes, and no longer wait for each other or for a writer (`GET /me`
-    under 4 clients: 200 -> 290 requests/s). Only for work that writes nothing, or one single
-    statement (an API key's last_used_at): such a write is committed at once.
+    that BEGIN IMMEDIATE takes, and no longer wait for each other or for a writer (a test holds
+    the write lock and searches). Only for work that writes nothing, or one single statement
+    (an API key's last_used_at): such a write is committed at once.
 
     PostgreSQL: the engine itself, one transaction per request as everywhere else. Without one
-    (isolation_level AUTOCOMMIT) a single client's search was half a millisecond faster, but
-    `GET /me` under 4 clients fell from 320 to 210 requests/s (measured, cause not found).
+    (isolation_level AUTOCOMMIT, two round trips fewer) a single client's search was half a
+    millisecond faster, but `GET /me` under 4 clients on two cores varied from 210 to 470
+    requests/s between runs of the same code: no gain shown that is worth a second mode.
     """
     if engine.dialect.name == "sqlite":
         # Not isolation_level="AUTOCOMMIT": on check-in SQLAlchemy would hand the connection
