@@ -115,48 +115,43 @@ class TestReadOnlyRequests:
             writer.close()
 
 
-@pytest.mark.postgres
-def test_a_pooled_connection_cut_while_idle_is_replaced(
+@pytest.fixture
+def pinging_engine(
     database_url: str, dialect: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if dialect != "postgresql":
-        pytest.skip("a server that can drop a connection")
-    monkeypatch.setattr(db_module, "IDLE_BEFORE_PING_SECONDS", 0.0)
-    engine = make_engine(database_url)
-    try:
-        conn, other = engine.connect(), engine.connect()
-        first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        conn.close()  # back to the pool, first in line for the next checkout
-        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
-        other.close()
-        time.sleep(0.1)
-        with engine.connect() as conn:
-            again = conn.execute(text("SELECT pg_backend_pid()")).scalar()
-        assert again != first
-    finally:
-        engine.dispose()
-
-
-@pytest.mark.postgres
-def test_a_ping_leaves_no_transaction_open(
-    database_url: str, dialect: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> Iterator[Engine]:
+    """A PostgreSQL engine of its own whose pool pings at every checkout after the first."""
     if dialect != "postgresql":
         pytest.skip("PostgreSQL's connections")
     monkeypatch.setattr(db_module, "IDLE_BEFORE_PING_SECONDS", 0.0)
     engine = make_engine(database_url)
-    try:
-        for _ in range(2):  # the second checkout pings
-            with engine.connect() as conn:
-                dbapi = conn.connection.dbapi_connection
-                assert dbapi is not None and dbapi.info.transaction_status == 0  # IDLE
-                dbapi.autocommit = True  # raises if a transaction was left open
-                dbapi.autocommit = False
-                assert conn.execute(text("SELECT 1")).scalar() == 1
-        with engine.begin() as conn:
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_cut_while_idle_is_replaced(pinging_engine: Engine) -> None:
+    conn, other = pinging_engine.connect(), pinging_engine.connect()
+    first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    conn.close()  # back to the pool, first in line for the next checkout
+    other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    other.close()
+    time.sleep(0.1)
+    with pinging_engine.connect() as conn:
+        again = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+    assert again != first
+
+
+@pytest.mark.postgres
+def test_a_ping_leaves_no_transaction_open(pinging_engine: Engine) -> None:
+    for _ in range(2):  # the second checkout pings
+        with pinging_engine.connect() as conn:
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None and dbapi.info.transaction_status == 0  # IDLE
+            dbapi.autocommit = True  # raises if a transaction was left open
+            dbapi.autocommit = False
             assert conn.execute(text("SELECT 1")).scalar() == 1
-    finally:
-        engine.dispose()
+    with pinging_engine.begin() as conn:
+        assert conn.execute(text("SELECT 1")).scalar() == 1
 
 
 def test_postgres_sessions_hand_back_utc(engine: Engine, dialect: str) -> None:
