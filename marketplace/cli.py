@@ -98,7 +98,7 @@ def bootstrap_operator(email: str, org_name: str) -> None:
 
 @main.group()
 def catalog() -> None:
-    """Studio catalogs: bulk import, synthetic catalogs."""
+    """Studio catalogs: bulk import, synthetic catalogs, the search index."""
 
 
 class _ImportProgress:
@@ -173,6 +173,20 @@ def _print_import_errors(job: Any) -> None:
         click.echo(f"  {where}: {error['message']}", err=True)
     if total > len(job.errors):
         click.echo(f"  ... and {total - len(job.errors)} more", err=True)
+
+
+@catalog.command("reindex")
+def catalog_reindex() -> None:
+    """Rebuild the titles' full-text index from the titles (SQLite, after a VACUUM)."""
+    from catalog.search_index import reindex_titles
+
+    with _session(_settings()) as session:
+        count = reindex_titles(session)
+        session.commit()
+    if count is None:
+        click.echo("PostgreSQL computes each title's vector itself: nothing to rebuild")
+    else:
+        click.echo(f"full-text index rebuilt for {count} titles")
 
 
 @catalog.command("generate")

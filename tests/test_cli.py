@@ -41,3 +41,15 @@ def test_production_refuses_to_start_without_secrets(monkeypatch: Any) -> None:
     result = CliRunner().invoke(main, ["audit", "verify"])
     assert result.exit_code != 0
     assert "refusing to start in production" in result.output
+
+
+@pytest.mark.committing
+def test_catalog_reindex(committing_engine: Engine, database_url: str, monkeypatch: Any) -> None:
+    # What it rebuilds is checked in tests/catalog/test_search.py (TestIndexMaintenance).
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["catalog", "reindex"])
+    assert result.exit_code == 0, result.output
+    if committing_engine.dialect.name == "sqlite":
+        assert result.output.startswith("full-text index rebuilt for ")
+    else:
+        assert "nothing to rebuild" in result.output

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from catalog import search as search_module
 from catalog.eidr import format_eidr
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
 from catalog.presenters import present_titles
-from catalog.search import MAX_TERMS, search_terms
+from catalog.search import MAX_TERMS, fts5_facet, search_terms
+from catalog.search_index import reindex_titles
 from catalog.search_routes import TitlePageSchema
+from catalog.titles import set_genres
 from marketplace.accounts.principal import Principal
 from marketplace.core.errors import BadRequest
 from tests.helpers import problem
@@ -284,6 +287,28 @@ class TestFullText:
         session.execute(delete(Title).where(Title.id == lighthouse))
         session.commit()
         assert found(client, world, "operator", q="beacon") == []
+
+    def test_words_with_facets_follow_a_new_genre_and_language(
+        self, client: Any, world: World, session: Session, catalog: dict[str, Title]
+    ) -> None:
+        # On SQLite the genre and language are tokens of the full-text index (migration 0010),
+        # which must follow them; the filters' own tables follow them in any case.
+        title = catalog["lighthouse"]
+        set_genres(session, title, ["thriller", "drama"])
+        title.original_language = "pt-BR"
+        session.commit()
+        assert found(client, world, "operator", q="keeper", genre="mystery") == []
+        assert found(client, world, "operator", q="keeper", language="fr") == []
+        for facets in (
+            {"genre": "thriller"},
+            {"genre": "drama", "language": "pt"},
+            {"language": "pt-BR"},
+        ):
+            assert found(client, world, "operator", q="keeper", **facets) == [title.id], facets
+        title.original_language = None
+        session.commit()
+        assert found(client, world, "operator", q="keeper", genre="thriller") == [title.id]
+        assert found(client, world, "operator", q="keeper", language="pt") == []
 
 
 class TestWhoSeesWhat:
@@ -591,7 +616,7 @@ class TestIndexMaintenance:
     """The database keeps the index itself; a later migration must not lose that."""
 
     def test_sqlite_triggers_exist_and_the_index_is_consistent(
-        self, session: Session, dialect: str, catalog: dict[str, Title]
+        self, session: Session, dialect: str, world: World, catalog: dict[str, Title]
     ) -> None:
         if dialect != "sqlite":
             pytest.skip("SQLite's FTS5 triggers")
@@ -607,12 +632,61 @@ class TestIndexMaintenance:
             "titles_fts_after_update",
             "titles_fts_after_delete",
         } <= triggers
+        a = world["studio_a"].org_id
+        make_title(session, a, "Café Ξ", genres=("ciné-club", "drama"), language="zh-Hant-TW")
+        make_title(session, a, "No facets", genres=(), language=None)
+        session.flush()
         session.execute(update(Title).values(synopsis=Title.name))
-        session.execute(delete(Title).where(Title.id == catalog["draft"].id))
-        # Raises (SQLITE_CORRUPT_VTAB) if the index and the titles table disagree.
         session.execute(
-            text("INSERT INTO titles_fts(titles_fts, rank) VALUES ('integrity-check', 1)")
+            update(Title)
+            .where(Title.id == catalog["harbor"].id)
+            .values(genres=["crime", "película"], original_language="es-MX")
         )
+        session.execute(delete(Title).where(Title.id == catalog["draft"].id))
+        session.execute(text("INSERT INTO titles_fts(titles_fts) VALUES ('integrity-check')"))
+        # The index the triggers kept holds exactly what one built afresh from the titles holds,
+        # the facet tokens as catalog.search spells them in its queries (migration 0010).
+        session.execute(
+            text(
+                "CREATE VIRTUAL TABLE temp.expected_fts USING fts5(name, synopsis, facets,"
+                " content='', tokenize='unicode61 remove_diacritics 0')"
+            )
+        )
+        rows = session.execute(
+            text("SELECT rowid, name, synopsis, genres, original_language FROM titles")
+        )
+        for rowid, name, synopsis, genres, language in rows.all():
+            tokens = [fts5_facet("g", genre) for genre in json.loads(genres)]
+            if language is not None:
+                tokens += [fts5_facet("l", language), fts5_facet("f", language.split("-")[0])]
+            session.execute(
+                text(
+                    "INSERT INTO temp.expected_fts(rowid, name, synopsis, facets)"
+                    " VALUES (:rowid, :name, :synopsis, :facets)"
+                ),
+                {"rowid": rowid, "name": name, "synopsis": synopsis, "facets": " ".join(tokens)},
+            )
+
+        for table, schema in (("titles_fts", "main"), ("expected_fts", "temp")):
+            session.execute(
+                text(
+                    f"CREATE VIRTUAL TABLE temp.{table}_vocab"
+                    f" USING fts5vocab({schema}, {table}, instance)"
+                )
+            )
+
+        def instances(table: str) -> set[tuple[Any, ...]]:
+            query = f"SELECT term, doc, col, offset FROM temp.{table}_vocab"  # noqa: S608
+            return {tuple(row) for row in session.execute(text(query))}
+
+        expected = instances("expected_fts")
+        assert len({row for row in expected if row[2] == "facets"}) > 10
+        assert instances("titles_fts") == expected
+        # `marketplace catalog reindex` builds the same index from nothing.
+        session.execute(text("INSERT INTO titles_fts(titles_fts) VALUES ('delete-all')"))
+        assert instances("titles_fts") == set()
+        assert reindex_titles(session) == session.scalar(select(func.count()).select_from(Title))
+        assert instances("titles_fts") == expected
 
     def test_postgres_vector_is_generated_and_indexed(self, session: Session, dialect: str) -> None:
         if dialect != "postgresql":
