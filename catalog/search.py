@@ -15,10 +15,10 @@ alone: SQLite always starts from the FTS matches, and PostgreSQL, seeing `ORDER 
 walks the primary key even when the matches lie far apart in id order (90 ms instead of 30).
 So the number of matches is found first (`probe_statement`): on SQLite a capped count of the
 FTS matches (about a millisecond), on PostgreSQL its planner's estimate from the lexeme
-statistics (no rows read). Above `BROAD_TEXT_MATCHES` the page walks the ids. Otherwise it
-starts from the matches: on PostgreSQL it orders by `titles.id || ''` (the same order, in a
-form no index provides) and checks each match's genre and rights by index probes rather than
-joining whole tables.
+statistics (no rows read). Above `BROAD_TEXT_MATCHES` (SQLite: `SQLITE_BROAD_TEXT_MATCHES`)
+the page walks the ids. Otherwise it starts from the matches: on PostgreSQL it orders by
+`titles.id || ''` (the same order, in a form no index provides) and checks each match's genre
+and rights by index probes rather than joining whole tables.
 
 A genre and a language go into the text query itself, so the index intersects them with the
 words and only the titles that match all three are read: on PostgreSQL as the `#g:`/`#l:`
@@ -28,12 +28,13 @@ index returns (on the benchmark, "lighthouse" in drama in English: 4,600 matches
 On SQLite the probe counts with the facets too, so a common word in a rare genre is not
 mistaken for a broad search.
 
-SQLite walks in windows (`fetch_page`): FTS5 cannot test one row against a prefix query
-cheaply (it merges the doclists of every word with that prefix, milliseconds, for each test),
-and fetching all 80,000 matches of "the" into a temporary index costs 20 ms. So it takes the
-next `FIRST_WINDOW` titles in id order, asks FTS5 only for matches within their rowid range,
-and keeps the page's titles among them; a window that yields too few is followed by one four
-times larger. A page is then a few milliseconds on page 1 and on page 200 alike.
+SQLite walks in windows (`fetch_page`): FTS5 cannot test one row against a query cheaply (a
+prefix longer than its prefix index's four characters merges the doclists of every word with
+that prefix, milliseconds, for each test), and fetching all 80,000 matches of "the" into a
+temporary index costs 20 ms. So it takes the next `FIRST_WINDOW` titles in id order, asks
+FTS5 only for matches within their rowid range, and keeps the page's titles among them; a
+window that yields too few is followed by one four times larger. A page is then about a
+millisecond on page 1 and on page 200 alike.
 
 Every statement is built once per shape (which filters are present, which plan, who is
 asking) and cached with bound parameters (`_statement`): building and hashing a SQLAlchemy
@@ -100,10 +101,14 @@ WORLDWIDE = "WW"
 LISTED = "listed"
 MAX_TERMS = 12
 CURSOR_SCOPE = "titles"
-# Above this many FTS matches, the page walks the titles in id order instead (see above).
-# Tuned on the 100,000-title benchmark (bench/search_bench.py): up to 5% of the catalog,
-# fetching and sorting the matches costs less than walking past titles that fail the filters.
+# Above this many matches, the page walks the titles in id order instead (see above). Tuned on
+# the 100,000-title benchmark catalog (bench/search_bench.py). PostgreSQL: up to 5% of the
+# catalog, fetching and sorting the matches costs less than walking past titles that fail the
+# filters. SQLite, whose prefix index (migration 0010) makes a window cheap even for "the":
+# from about 1,000 (a word in one language: 800 matches take 4 ms from the matches and 12 ms
+# walking, 1,600 take 7 ms and 3 ms).
 BROAD_TEXT_MATCHES = 5000
+SQLITE_BROAD_TEXT_MATCHES = 1000
 # SQLite's first window of a broad walk, in titles; each further window is four times larger.
 # On the benchmark, 256 titles of which 80% match the words fill a 50-title page of titles
 # that also pass a use and a territory in one window.
@@ -303,7 +308,7 @@ def is_broad(probed: Any, *, postgres: bool) -> bool:
         # EXPLAIN (FORMAT JSON): one row, one json value, [{"Plan": {"Plan Rows": n, ...}}].
         plan = json.loads(probed) if isinstance(probed, str) else probed
         return float(plan[0]["Plan"]["Plan Rows"]) > BROAD_TEXT_MATCHES
-    return int(probed or 0) > BROAD_TEXT_MATCHES
+    return int(probed or 0) > SQLITE_BROAD_TEXT_MATCHES
 
 
 # --- shapes and parameters ---------------------------------------------------------------
@@ -368,7 +373,7 @@ def _parameters(
         "viewer_org": viewer.organization_id,
         "after": after,
         "limit": search.limit + 1,
-        "probe_cap": BROAD_TEXT_MATCHES + 1,
+        "probe_cap": SQLITE_BROAD_TEXT_MATCHES + 1,
         "studio_id": search.studio_id,
         "kind": search.kind,
         "language": search.language,
@@ -476,7 +481,7 @@ def _probe_statement(postgres: bool) -> Executable:
     """A statement whose scalar tells how many titles the words (on SQLite, with the facets)
     match, whoever may see them: the figure only picks a plan, it is never shown.
 
-    SQLite: the count of FTS matches, counting no further than BROAD_TEXT_MATCHES + 1; the
+    SQLite: the count of FTS matches, counting no further than SQLITE_BROAD_TEXT_MATCHES + 1; the
     whole words first (a prefix query must merge every word's list that starts with it, 4 ms
     for "the"), the prefix query only when they match too few. PostgreSQL: EXPLAIN of the bare
     text condition; the planner's row estimate is the answer.

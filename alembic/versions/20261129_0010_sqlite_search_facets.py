@@ -6,6 +6,11 @@ test the filters: 15 ms. With the genre and language as tokens of a third FTS5 c
 intersects the three lists itself and only the 200 titles that match all of them are read
 (about 2 ms).
 
+The table also gets a prefix index for prefixes of one to four characters: the last word of a
+search matches as a prefix, and "the"* had to merge the lists of every word starting with
+"the" for each query and each window of a broad walk (3 ms a window; now 0.15 ms). The index
+grows from 11 to 43 MB for 100,000 titles.
+
 The table becomes contentless (`content=''`): an external-content table reads its columns from
 `titles` when rebuilt, and `titles` has no column of facet tokens; a view computing them cannot
 serve either, since FTS5 cannot read a view that calls json_each. The triggers supply every value,
@@ -92,7 +97,8 @@ _DROP_0005 = (
 
 _UP = (
     *_DROP_0005,
-    f"CREATE VIRTUAL TABLE titles_fts USING fts5(name, synopsis, facets, content='', {_TOKENIZE})",
+    "CREATE VIRTUAL TABLE titles_fts USING fts5(name, synopsis, facets, content='',"
+    f" prefix='1 2 3 4', {_TOKENIZE})",
     f"CREATE TRIGGER titles_fts_after_insert AFTER INSERT ON titles BEGIN {_insert('new')} END",
     f"CREATE TRIGGER titles_fts_after_delete AFTER DELETE ON titles BEGIN {_delete('old')} END",
     "CREATE TRIGGER titles_fts_after_update"

@@ -167,13 +167,20 @@ def ids_of(catalog: dict[str, Title], *names: str) -> list[str]:
     return sorted(catalog[name].id for name in names)
 
 
+def force_plan(monkeypatch: pytest.MonkeyPatch, *, broad: bool) -> None:
+    """Make every word search walk the ids (broad) or start from the matches, on either
+    database."""
+    for name in ("BROAD_TEXT_MATCHES", "SQLITE_BROAD_TEXT_MATCHES"):
+        monkeypatch.setattr(search_module, name, 0 if broad else 10**9)
+
+
 @pytest.fixture(params=["from_matches", "walking_ids", "walking_one_title_windows"])
 def text_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every plan for words (catalog/search.py) must find the same titles: from the matches,
     walking the ids (on SQLite, in windows of 256 titles), and walking in windows of one title
     (a window per title, each growing fourfold: every path through fetch_page's loop)."""
     if request.param != "from_matches":
-        monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0)
+        force_plan(monkeypatch, broad=True)
     if request.param == "walking_one_title_windows":
         monkeypatch.setattr(search_module, "FIRST_WINDOW", 1)
     return str(request.param)
@@ -632,6 +639,8 @@ class TestIndexMaintenance:
             "titles_fts_after_update",
             "titles_fts_after_delete",
         } <= triggers
+        table = session.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'titles_fts'"))
+        assert "prefix='1 2 3 4'" in table  # catalog.search's plans are tuned to it
         a = world["studio_a"].org_id
         make_title(session, a, "Café Ξ", genres=("ciné-club", "drama"), language="zh-Hant-TW")
         make_title(session, a, "No facets", genres=(), language=None)
@@ -765,7 +774,7 @@ class TestPlans:
         monkeypatch: pytest.MonkeyPatch,
         broad: bool,
     ) -> None:
-        monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0 if broad else 10**9)
+        force_plan(monkeypatch, broad=broad)
         a = world["studio_a"].org_id
         made = [make_title(session, a, f"Harbor {n}", genres=("crime",)) for n in range(5)]
         for title in made[1:]:
@@ -787,7 +796,7 @@ class TestPlans:
         # SQLite's windows ask FTS5 for the rowid range of titles taken in id order; rowids
         # follow insertion, not ids. Insert in reverse id order: every window's range must
         # still cover its titles.
-        monkeypatch.setattr(search_module, "BROAD_TEXT_MATCHES", 0)
+        force_plan(monkeypatch, broad=True)
         monkeypatch.setattr(search_module, "FIRST_WINDOW", window)
         a = world["studio_a"].org_id
         made = [
