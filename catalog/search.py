@@ -9,10 +9,11 @@ text a caller may not see.
 
 Words matched by many titles and words matched by few need opposite plans. Many ("the": 80% of
 100,000 titles): walk the titles in id order and test each, stopping at the page's end; a deep
-page costs what page 1 does. Few ("lighthouse": 5%): fetch the matches, filter and sort them;
-walking would pass tens of thousands of titles to find a page. Neither planner chooses well
-alone: SQLite always starts from the FTS matches, and PostgreSQL, seeing `ORDER BY id LIMIT`,
-walks the primary key even when the matches lie far apart in id order (90 ms instead of 30).
+page costs what page 1 does. Few ("lighthouse" in drama, in English: 0.2%): fetch the
+matches, filter and sort them; walking would pass tens of thousands of titles to find a page.
+Neither planner chooses well alone: SQLite always starts from the FTS matches, and
+PostgreSQL, seeing `ORDER BY id LIMIT`, walks the primary key even when the matches lie far
+apart in id order (90 ms instead of 30).
 So the number of matches is found first (`probe_statement`): on SQLite a capped count of the
 FTS matches (about a millisecond), on PostgreSQL its planner's estimate from the lexeme
 statistics (no rows read). Above `BROAD_TEXT_MATCHES` (SQLite: `SQLITE_BROAD_TEXT_MATCHES`)
@@ -25,8 +26,8 @@ words and only the titles that match all three are read: on PostgreSQL as the `#
 lexemes migration 0009 adds to the vector, on SQLite as the facet tokens of migration 0010's
 third FTS5 column. The genre and language filters still apply; the facets only narrow what the
 index returns (on the benchmark, "lighthouse" in drama in English: 4,600 matches become 200).
-On SQLite the probe counts with the facets too, so a common word in a rare genre is not
-mistaken for a broad search.
+The probe counts (or estimates) with the facets too, so a common word in a rare language is
+not mistaken for a broad search.
 
 SQLite walks in windows (`fetch_page`): FTS5 cannot test one row against a query cheaply (a
 prefix longer than its prefix index's four characters merges the doclists of every word with
@@ -101,13 +102,14 @@ WORLDWIDE = "WW"
 LISTED = "listed"
 MAX_TERMS = 12
 CURSOR_SCOPE = "titles"
-# Above this many matches, the page walks the titles in id order instead (see above). Tuned on
-# the 100,000-title benchmark catalog (bench/search_bench.py). PostgreSQL: up to 5% of the
-# catalog, fetching and sorting the matches costs less than walking past titles that fail the
-# filters. SQLite, whose prefix index (migration 0010) makes a window cheap even for "the":
-# from about 1,000 (a word in one language: 800 matches take 4 ms from the matches and 12 ms
-# walking, 1,600 take 7 ms and 3 ms).
-BROAD_TEXT_MATCHES = 5000
+# Above this many matches of the words and facets, the page walks the titles in id order
+# instead (see above). Measured on the 100,000-title benchmark catalog (bench/search_bench.py)
+# with both plans forced. PostgreSQL: "lighthouse" (4,500 matches) with a use and a territory
+# takes 30 ms from the matches, whose rights are each probed, and 3.5 ms walking; below 2,000
+# both plans cost about the same. SQLite, whose prefix index (migration 0010) makes a window
+# cheap even for "the": "the" in Polish (800 matches) takes 4 ms from the matches and 12 ms
+# walking, in Swedish (1,600) 7 ms and 3 ms.
+BROAD_TEXT_MATCHES = 2000
 SQLITE_BROAD_TEXT_MATCHES = 1000
 # SQLite's first window of a broad walk, in titles; each further window is four times larger.
 # On the benchmark, 256 titles of which 80% match the words fill a 50-title page of titles
@@ -268,7 +270,8 @@ def fetch_page(
     params = _parameters(viewer, search, today=today, after=after, postgres=postgres)
     broad = False
     if search.q:
-        probed = fetch(_probe_statement(postgres), params)[0][0]
+        facets = search.genre is not None or search.language is not None
+        probed = fetch(_probe_statement(postgres, facets), params)[0][0]
         broad = is_broad(probed, postgres=postgres)
     windowed = broad and not postgres
     shape = _shape(viewer, search, postgres=postgres, broad=broad, after=after is not None)
@@ -476,18 +479,19 @@ def _compile_explain(element: _Explain, compiler: SQLCompiler, **kw: Any) -> str
     return "EXPLAIN (FORMAT JSON) " + compiler.process(element.stmt, **kw)
 
 
-@lru_cache(maxsize=2)
-def _probe_statement(postgres: bool) -> Executable:
-    """A statement whose scalar tells how many titles the words (on SQLite, with the facets)
+@lru_cache(maxsize=4)
+def _probe_statement(postgres: bool, facets: bool) -> Executable:
+    """A statement whose scalar tells how many titles the words and facets (genre, language)
     match, whoever may see them: the figure only picks a plan, it is never shown.
 
     SQLite: the count of FTS matches, counting no further than SQLITE_BROAD_TEXT_MATCHES + 1; the
     whole words first (a prefix query must merge every word's list that starts with it, 4 ms
     for "the"), the prefix query only when they match too few. PostgreSQL: EXPLAIN of the bare
-    text condition; the planner's row estimate is the answer.
+    text condition (with the facets' lexemes); the planner's row estimate is the answer.
     """
     if postgres:
-        return _Explain(select(literal_column("1")).select_from(_titles).where(_tsquery_match()))
+        match = _tsquery_match(facets=facets)
+        return _Explain(select(literal_column("1")).select_from(_titles).where(match))
 
     def capped(query: str) -> Any:
         matches = (

@@ -764,6 +764,30 @@ def _kind(actor: str) -> str:
 class TestPlans:
     """Both shapes of a words search (catalog/search.py) find the same titles."""
 
+    def test_the_probe_counts_the_facets_with_the_words(
+        self,
+        client: Any,
+        world: World,
+        catalog: dict[str, Title],
+        dialect: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        if dialect != "sqlite":
+            pytest.skip("PostgreSQL's probe is the planner's estimate, not a count")
+        probed: list[int] = []
+        is_broad = search_module.is_broad
+
+        def spy(value: Any, *, postgres: bool) -> bool:
+            probed.append(int(value))
+            return is_broad(value, postgres=postgres)
+
+        monkeypatch.setattr(search_module, "is_broad", spy)
+        monkeypatch.setattr(search_module, "SQLITE_BROAD_TEXT_MATCHES", 3)
+        # "harbor": four titles of every visibility; two of them in Spanish (es, es-419).
+        for facets, count in (({}, 4), ({"language": "es"}, 2), ({"genre": "crime"}, 1)):
+            found(client, world, "operator", q="harbor", **facets)
+            assert probed.pop() == count, facets
+
     @pytest.mark.parametrize("broad", [False, True])
     def test_each_shape_with_filters_and_a_cursor(
         self,
