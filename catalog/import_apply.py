@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from catalog.assets import storage_key_for
 from catalog.import_check import Check, ExistingTitle, Spill
 from catalog.import_parse import Record, is_plain_file_name
-from catalog.import_write import BulkWriter, Row, json_text
+from catalog.import_write import BulkWriter, Columns, Row, json_text
 from catalog.media import refresh_titles_media
 from catalog.models import (
     Asset,
@@ -38,7 +38,7 @@ from catalog.models import (
     Title,
     TitleGenre,
 )
-from marketplace.core.ids import IdPool
+from marketplace.core.ids import IdPool, new_ids
 
 Progress = Callable[[int], None]
 
@@ -91,6 +91,8 @@ TERM_COLUMNS = ("grant_id", "territory", "use", "title_id")
 
 # Keeps IN lists well under SQLite's bound-parameter limit.
 _LOOKUP_CHUNK = 2000
+# Distinct JSON lists NewRows keeps the text of (see `NewRows.json_list`).
+JSON_LISTS_KEPT = 10_000
 # New rows of a kind past which its tables' planner statistics are refreshed (PostgreSQL).
 ANALYZE_AFTER_ROWS = 10_000
 
@@ -159,6 +161,7 @@ class NewRows:
         # Every title and talent id by external id, the studio's and (once given) the file's.
         self.title_ids = {key: title.id for key, title in check.existing_titles.items()}
         self.talent_ids = dict(check.existing_talent)
+        self._json_lists: dict[tuple[str, ...], str] = {}
 
     def plan_ids(self) -> None:
         """Give an id to each title and talent of the file that has none yet."""
@@ -180,6 +183,21 @@ class NewRows:
         title: ExistingTitle = self.check.existing_titles[parent]
         return title.root_id or title.id
 
+    def json_list(self, values: list[str]) -> str:
+        """`json_text` of a list of strings, remembered: lists of codes recur from row to row.
+
+        Territories, uses, attributes and genres come from small vocabularies, so most rows
+        repeat a list an earlier row had, and a dictionary lookup costs a tenth of encoding it.
+        The text depends on the strings alone, so a list equal to an earlier one gets its text.
+        """
+        key = tuple(values)
+        text = self._json_lists.get(key)
+        if text is None:
+            if len(self._json_lists) >= JSON_LISTS_KEPT:
+                self._json_lists.clear()  # memory stays bounded whatever the file holds
+            text = self._json_lists[key] = json_text(values)
+        return text
+
     def talent(self, talent_id: str, record: Record) -> Row:
         _, external_id, name, external_ids = record
         return (talent_id, self.studio_id, external_id, name, json_text(external_ids), self.now)
@@ -193,30 +211,49 @@ class NewRows:
         now = self.now
         row = (
             title_id, self.studio_id, external_id, eidr, kind, parent_id, root_id, name,
-            language, json_text(genres), year, synopsis, vis, 0.0, 0.0, None, now, now,
+            language, self.json_list(genres), year, synopsis, vis, 0.0, 0.0, None, now, now,
         )  # fmt: skip
         return row, [(title_id, genre) for genre in genres]
 
     def asset(self, record: Record) -> Row:
         _, external_id, title_ext, kind, file_name, *fields = record
         title_id, asset_id = self.title_ids[title_ext], self.mint("ast")
-        if file_name is not None and is_plain_file_name(file_name):
-            # What storage_key_for makes of it, without its regular expressions.
-            key = f"{storage_key_for(self.studio_id, title_id, asset_id, None)}/{file_name}"
-        else:
-            key = storage_key_for(self.studio_id, title_id, asset_id, file_name)
+        key = self.asset_key(title_id, asset_id, file_name)
         return (
             asset_id, title_id, self.studio_id, external_id, kind, key, *fields, "pending",
             self.now, None,
         )  # fmt: skip
+
+    def asset_key(self, title_id: str, asset_id: str, file_name: str | None) -> str:
+        """The storage key of a new asset (`catalog.assets.storage_key_for`)."""
+        if file_name is not None and is_plain_file_name(file_name):
+            # What storage_key_for makes of it, without its regular expressions.
+            return f"{storage_key_for(self.studio_id, title_id, asset_id, None)}/{file_name}"
+        return storage_key_for(self.studio_id, title_id, asset_id, file_name)
+
+    def asset_columns(self, batch: Sequence[Record]) -> Columns:
+        """The rows of a batch of new assets, by column (`asset` row by row)."""
+        (
+            _, external_ids, title_exts, kinds, file_names, sizes, shas, durations, widths,
+            heights, fps, codecs, languages,
+        ) = zip(*batch, strict=True)  # fmt: skip
+        count = len(batch)
+        title_ids = list(map(self.title_ids.__getitem__, title_exts))
+        asset_ids = new_ids("ast", count)
+        keys = list(map(self.asset_key, title_ids, asset_ids, file_names))
+        return [
+            asset_ids, title_ids, [self.studio_id] * count, external_ids, kinds, keys, sizes,
+            shas, durations, widths, heights, fps, codecs, languages, ["pending"] * count,
+            [self.now] * count, [None] * count,
+        ]  # fmt: skip
 
     def grant(self, record: Record) -> tuple[Row, list[tuple[str, str, str, str]]]:
         """The grant's row, and its `rights_terms` rows."""
         _, external_id, title_ext, territories, start, end, uses, exclusive = record
         title_id, grant_id = self.title_ids[title_ext], self.mint("rgt")
         row = (
-            grant_id, title_id, self.studio_id, external_id, json_text(territories), start, end,
-            json_text(uses), exclusive, self.now,
+            grant_id, title_id, self.studio_id, external_id, self.json_list(territories), start,
+            end, self.json_list(uses), exclusive, self.now,
         )  # fmt: skip
         return row, [(grant_id, t, u, title_id) for t in territories for u in uses]
 
@@ -224,12 +261,24 @@ class NewRows:
         _, external_id, talent_ext, attributes, uses, territories, start, end = record
         return (
             self.mint("cns"), self.talent_ids[talent_ext], self.studio_id, external_id,
-            json_text(attributes), json_text(uses), json_text(territories), start, end,
-            self.now,
+            self.json_list(attributes), self.json_list(uses), self.json_list(territories), start,
+            end, self.now,
         )  # fmt: skip
 
     def credit(self, title_id: str, talent_id: str, role: str) -> Row:
         return (self.mint("crd"), title_id, talent_id, role, self.now)
+
+    def credit_columns(self, batch: Sequence[Record]) -> Columns:
+        """The rows of a batch of new credits, by column (`credit` row by row)."""
+        _, titles, people, roles = zip(*batch, strict=True)
+        count = len(batch)
+        return [
+            new_ids("crd", count),
+            list(map(self.title_ids.__getitem__, titles)),
+            list(map(self.talent_ids.__getitem__, people)),
+            roles,
+            [self.now] * count,
+        ]
 
 
 @dataclass
@@ -245,6 +294,8 @@ class Apply:
     refresh: set[str] = field(default_factory=set)
     # Given when records were already written (catalog.import_stream), with their ids.
     new_rows: NewRows | None = None
+    # Statements run through the session so far (see `run`).
+    _statements: int = field(default=0, init=False)
 
     def run(self) -> dict[str, dict[str, int]]:
         """Apply every spilled record; return the tallies by record type."""
@@ -269,15 +320,20 @@ class Apply:
         ]
         self._has = kinds_in_catalog(self.session, self.studio_id)
         # Genres and rights terms wait in a spill of their own, so that the titles and grants
-        # stream through one COPY each; they follow once their parents are all written.
+        # stream through one COPY each; they follow once their parents are all written (on
+        # SQLite too: a table's inserts are cheaper one table at a time, its pages at hand).
         self.derived = Spill(spill.directory, ("genres", "terms"))
         try:
             for stream, step in steps:
                 for batch in spill.batches(stream):
+                    statements = self._statements
                     step(batch)
                     # The importer pauses the cyclic collector; the few cycles a batch's
-                    # queries leave are all young, and a young collection costs little.
-                    gc.collect(0)
+                    # statements leave are all young, and a young collection costs little.
+                    # Little, but not nothing (it walks the batch's records, 2 ms): a batch
+                    # that ran none, as on a first import, leaves no cycles to collect.
+                    if self._statements != statements:
+                        gc.collect(0)
                     if self.progress is not None:
                         self.progress(len(batch))
             self.derived.close()
@@ -311,8 +367,15 @@ class Apply:
 
     def _execute(self, stmt: Any) -> Any:
         """Run a statement (ending any open COPY first)."""
+        self._statements += 1
         self.writer.flush()
         return self.session.execute(stmt)
+
+    def _update(self, table: Table, changes: list[dict[str, Any]]) -> None:
+        """Update rows by id (`BulkWriter.update`)."""
+        if changes:
+            self._statements += 1
+            self.writer.update(table, changes)
 
     def _tally(self, kind: str) -> Tally:
         tally = self.tallies.get(kind)
@@ -353,7 +416,7 @@ class Apply:
             else:
                 tally.unchanged += 1
         self.writer.insert(_TALENT, TALENT_COLUMNS, rows)
-        self.writer.update(_TALENT, changes)
+        self._update(_TALENT, changes)
 
     # --- titles ---------------------------------------------------------------------------
 
@@ -391,7 +454,7 @@ class Apply:
                 genre_rows.extend((title_id, genre) for genre in genres)
             tally.updated += 1
         self.writer.insert(_TITLES, TITLE_COLUMNS, rows)
-        self.writer.update(_TITLES, changes)
+        self._update(_TITLES, changes)
         for chunk in _chunks(regenre):
             self._execute(delete(TitleGenre).where(TitleGenre.title_id.in_(chunk)))
         for row in genre_rows:
@@ -402,6 +465,11 @@ class Apply:
     def _assets(self, batch: list[Record]) -> None:
         tally = self._tally("asset")
         stored = self._stored_by_external_id("asset", _ASSETS, ("status", *ASSET_FIELDS), batch)
+        if not stored:
+            # All new, as on a first import: built and written column by column.
+            self.writer.insert_columns(_ASSETS, ASSET_COLUMNS, self.make.asset_columns(batch))
+            tally.created += len(batch)
+            return
         rows, changes = [], []
         for record in batch:
             (
@@ -455,7 +523,7 @@ class Apply:
         for change in changes:
             shapes.setdefault(tuple(change), []).append(change)
         for group in shapes.values():
-            self.writer.update(table, group)
+            self._update(table, group)
 
     # --- rights ---------------------------------------------------------------------------
 
@@ -488,7 +556,7 @@ class Apply:
                 terms.extend((grant_id, t, u, title_id) for t in territories for u in uses)
             tally.updated += 1
         self.writer.insert(_GRANTS, GRANT_COLUMNS, rows)
-        self.writer.update(_GRANTS, changes)
+        self._update(_GRANTS, changes)
         for chunk in _chunks(reterm):
             self._execute(delete(RightsTerm).where(RightsTerm.grant_id.in_(chunk)))
         for term in terms:
@@ -532,22 +600,26 @@ class Apply:
             changes.append({"id": consent_id, **dict(zip(CONSENT_FIELDS, wanted, strict=True))})
             tally.updated += 1
         self.writer.insert(_CONSENTS, CONSENT_COLUMNS, rows)
-        self.writer.update(_CONSENTS, changes)
+        self._update(_CONSENTS, changes)
 
     def _credits(self, batch: list[Record]) -> None:
         tally = self._tally("credit")
+        if not self._has["credit"]:
+            # All new, as on a first import: built and written column by column.
+            self.writer.insert_columns(_CREDITS, CREDIT_COLUMNS, self.make.credit_columns(batch))
+            tally.created += len(batch)
+            return
         resolved = [
             (self.title_ids[title], self.talent_ids[talent], role)
             for _, title, talent, role in batch
         ]
         stored: set[tuple[str, str, str]] = set()
-        if self._has["credit"]:
-            title_ids = sorted({credit[0] for credit in resolved})
-            for chunk in _chunks(title_ids):
-                stmt = select(_CREDITS.c.title_id, _CREDITS.c.talent_id, _CREDITS.c.role).where(
-                    _CREDITS.c.title_id.in_(chunk)
-                )
-                stored.update((t, p, r) for t, p, r in self._execute(stmt))
+        title_ids = sorted({credit[0] for credit in resolved})
+        for chunk in _chunks(title_ids):
+            stmt = select(_CREDITS.c.title_id, _CREDITS.c.talent_id, _CREDITS.c.role).where(
+                _CREDITS.c.title_id.in_(chunk)
+            )
+            stored.update((t, p, r) for t, p, r in self._execute(stmt))
         rows = []
         for credit in resolved:
             if credit in stored:

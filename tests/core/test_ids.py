@@ -27,3 +27,13 @@ class TestBulkIds:
         assert len(set(drawn)) == 7 and all(has_prefix(i, "ttl") for i in drawn)
         with pytest.raises(ValueError, match="unknown id prefix"):
             new_ids("nope", 1)
+
+    def test_ids_minted_in_bulk_come_in_increasing_order(self) -> None:
+        # Rows written in the order of their ids go to the end of each index on id.
+        many = new_ids("crd", 2000)
+        assert many == sorted(many) and len(set(many)) == 2000
+        pool = IdPool(size=50)
+        drawn = [pool("ast") for _ in range(120)]
+        # Each mint in order (two mints within one millisecond may interleave).
+        for start in (0, 50, 100):
+            assert drawn[start : start + 50] == sorted(drawn[start : start + 50])
