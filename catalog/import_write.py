@@ -90,7 +90,8 @@ class SqliteInserter:
         """Insert rows given column by column, as `insert` does rows.
 
         The statements' parameters, row after row, are laid out by one slice assignment for
-        each column instead of a pass over every value of every row: a fifth of the cost.
+        each column rather than by a pass over every value of every row: half the time, and
+        the caller builds no tuple for each row.
         """
         count = len(values[0]) if values else 0
         if not count:
