@@ -53,6 +53,7 @@ from catalog.import_check import Check, ExistingTitle, Spill
 from catalog.import_parse import ReadRow, detect_format, read_records
 from catalog.import_stream import Stream
 from catalog.models import ImportJob, Talent, Title
+from catalog.search_index import settle_title_index
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
@@ -211,11 +212,16 @@ def _apply(
     advance = None if progress is None else (lambda n: progress("write", n, total))
     try:
         if early is None:
-            return Apply(session, studio, check, started, advance).run()
-        early.finish()
-        return Apply(
-            session, studio, check, started, advance, tallies=early.tallies, new_rows=early.rows
-        ).run()
+            tallies = Apply(session, studio, check, started, advance).run()
+        else:
+            early.finish()
+            tallies = Apply(
+                session, studio, check, started, advance, tallies=early.tallies, new_rows=early.rows
+            ).run()
+        # PostgreSQL: the new titles wait in the GIN indexes' pending list, which every search
+        # would scan in full until autovacuum merged it; merge it now, in bulk.
+        settle_title_index(session)
+        return tallies
     # The last two from the DB-API connections: COPY, and SQLite's multi-row INSERTs.
     except (IntegrityError, psycopg.IntegrityError, sqlite3.IntegrityError) as exc:
         # Only a concurrent writer can get here (the file was checked against the catalog).

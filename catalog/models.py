@@ -180,8 +180,9 @@ class Credit(Base):
     )
 
     id: Mapped[str] = id_column("crd")
+    # Looked up by title through the unique constraint's leading column (migration 0011).
     title_id: Mapped[str] = mapped_column(
-        ForeignKey("titles.id", ondelete="CASCADE"), index=True, nullable=False
+        ForeignKey("titles.id", ondelete="CASCADE"), nullable=False
     )
     talent_id: Mapped[str] = mapped_column(
         ForeignKey("talent.id", ondelete="CASCADE"), index=True, nullable=False

@@ -177,16 +177,21 @@ def _print_import_errors(job: Any) -> None:
 
 @catalog.command("reindex")
 def catalog_reindex() -> None:
-    """Rebuild the titles' full-text index from the titles (SQLite, after a VACUUM)."""
-    from catalog.search_index import reindex_titles
+    """Rebuild the titles' full-text index (SQLite, after a VACUUM); on PostgreSQL, merge
+    the GIN indexes' pending entries."""
+    from catalog.search_index import reindex_titles, settle_title_index
 
     with _session(_settings()) as session:
         count = reindex_titles(session)
+        merged = settle_title_index(session)
         session.commit()
-    if count is None:
-        click.echo("PostgreSQL computes each title's vector itself: nothing to rebuild")
-    else:
+    if count is not None:
         click.echo(f"full-text index rebuilt for {count} titles")
+    else:
+        click.echo(
+            "PostgreSQL computes each title's vector itself: nothing to rebuild;"
+            f" {merged} pending index pages merged"
+        )
 
 
 @catalog.command("generate")

@@ -53,3 +53,4 @@ def test_catalog_reindex(committing_engine: Engine, database_url: str, monkeypat
         assert result.output.startswith("full-text index rebuilt for ")
     else:
         assert "nothing to rebuild" in result.output
+        assert "pending index pages merged" in result.output

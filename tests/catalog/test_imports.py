@@ -857,7 +857,7 @@ class TestDemoCatalog:
             assert (info.byte_size, info.sha256_hex) == (item.byte_size, item.sha256)
 
 
-class TestPlannerStatistics:
+class TestPostgresqlIndexesAfterTheImport:
     def test_a_large_import_refreshes_postgresql_statistics(
         self, session: Session, world: World, dialect: str, monkeypatch: Any
     ) -> None:
@@ -872,6 +872,24 @@ class TestPlannerStatistics:
             return  # SQLite plans these lookups by its indexes alone
         reltuples = session.scalar(text("SELECT reltuples FROM pg_class WHERE relname = 'assets'"))
         assert reltuples == 5
+
+    def test_an_import_leaves_nothing_pending_in_the_search_index(
+        self, session: Session, world: World, dialect: str
+    ) -> None:
+        from catalog.search_index import settle_title_index
+
+        if dialect != "postgresql":
+            pytest.skip("PostgreSQL's GIN pending list (migration 0011)")
+        job = run_import(
+            session,
+            world,
+            "studio_a",
+            jsonl([film(f"f{i}", visibility="listed") for i in range(2)]),
+        )
+        assert job.status == "succeeded"
+        # Had the import not merged them, the listed titles' entries would still be pending in
+        # both GIN indexes here.
+        assert settle_title_index(session) == 0
 
 
 @pytest.mark.postgres
