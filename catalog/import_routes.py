@@ -162,7 +162,7 @@ each row with a `type` and the resource's fields, other records named by externa
 @blp.route("/catalog/imports")
 class CatalogImports(MethodView):
     @blp.doc(description=_IMPORT_DESCRIPTION)
-    @blp.arguments(ImportUploadSchema, location="files")
+    @blp.arguments(ImportUploadSchema(), location="files")
     @blp.response(201, ImportReportSchema)
     def post(self, form: dict[str, Any]) -> Any:
         """Import a catalog file, all or nothing; a failed one is a 201 listing every bad row."""

@@ -96,7 +96,7 @@ def _upload_for(asset: Asset) -> assets.Upload | None:
 
 @blp.route("/titles")
 class Titles(MethodView):
-    @blp.arguments(TitleCreateSchema)
+    @blp.arguments(TitleCreateSchema())
     @blp.response(201, TitleSchema)
     @problem(403, "`forbidden`: a developer, or a studio naming another studio_id.")
     @problem(409, "`conflict`: the studio already has a title with this external_id.")
@@ -114,7 +114,7 @@ class TitleById(MethodView):
         viewer = principal()
         return present_title(get_visible_title(db(), viewer, title_id), viewer)
 
-    @blp.arguments(TitleUpdateSchema)
+    @blp.arguments(TitleUpdateSchema())
     @blp.response(200, TitleSchema)
     def patch(self, body: dict[str, Any], title_id: str) -> Any:
         """Change a title's descriptive fields or visibility."""
@@ -133,7 +133,7 @@ class TitleById(MethodView):
 
 @blp.route("/titles/<title_id>/assets")
 class TitleAssets(MethodView):
-    @blp.arguments(AssetCreateSchema)
+    @blp.arguments(AssetCreateSchema())
     @blp.response(201, AssetSchema)
     def post(self, body: dict[str, Any], title_id: str) -> Any:
         """Register an asset; PUT its bytes to `upload.url` with `upload.headers`, then complete."""
@@ -141,7 +141,7 @@ class TitleAssets(MethodView):
         asset = assets.register_asset(db(), viewer, title_id, **body)
         return present_asset(asset, viewer, upload=_upload_for(asset))
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, AssetPageSchema)
     def get(self, args: dict[str, Any], title_id: str) -> Any:
         """List a title's assets (pending ones, with a fresh upload URL, for the owner only)."""
@@ -175,14 +175,14 @@ class AssetComplete(MethodView):
 
 @blp.route("/titles/<title_id>/rights")
 class TitleRights(MethodView):
-    @blp.arguments(RightsGrantCreateSchema)
+    @blp.arguments(RightsGrantCreateSchema())
     @blp.response(201, RightsGrantSchema)
     def post(self, body: dict[str, Any], title_id: str) -> Any:
         """Record a rights grant on a title (a series' or season's covers its children)."""
         viewer = principal()
         return present_grant(rights.create_grant(db(), viewer, title_id, **body), viewer)
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, RightsGrantPageSchema)
     def get(self, args: dict[str, Any], title_id: str) -> Any:
         """List the rights grants held on a title itself."""
@@ -205,13 +205,13 @@ class RightsById(MethodView):
 
 @blp.route("/talent")
 class TalentCollection(MethodView):
-    @blp.arguments(TalentCreateSchema)
+    @blp.arguments(TalentCreateSchema())
     @blp.response(201, TalentSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Add talent to your catalog (operators name the studio)."""
         return talent.create_talent(db(), principal(), **body)
 
-    @blp.arguments(TalentQueryArgsSchema, location="query")
+    @blp.arguments(TalentQueryArgsSchema(), location="query")
     @blp.response(200, TalentPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List talent: your studio's, or any studio's for operators."""
@@ -223,7 +223,7 @@ class TalentCollection(MethodView):
 
 @blp.route("/titles/<title_id>/credits")
 class TitleCredits(MethodView):
-    @blp.arguments(CreditCreateSchema)
+    @blp.arguments(CreditCreateSchema())
     @blp.response(201, CreditSchema)
     def post(self, body: dict[str, Any], title_id: str) -> Any:
         """Credit talent on a title as cast, voice or crew."""
@@ -232,7 +232,7 @@ class TitleCredits(MethodView):
         title = get_visible_title(db(), viewer, title_id)
         return present_credit(credit, title, viewer, talent.talent_names(db(), [credit.talent_id]))
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, CreditPageSchema)
     def get(self, args: dict[str, Any], title_id: str) -> Any:
         """List a title's credits (without names when the title is anonymized to you)."""
@@ -246,13 +246,13 @@ class TitleCredits(MethodView):
 
 @blp.route("/talent/<talent_id>/consents")
 class TalentConsents(MethodView):
-    @blp.arguments(ConsentCreateSchema)
+    @blp.arguments(ConsentCreateSchema())
     @blp.response(201, ConsentSchema)
     def post(self, body: dict[str, Any], talent_id: str) -> Any:
         """Record a talent's consent to uses of their name, image, likeness or voice."""
         return talent.add_consent(db(), principal(), talent_id, **body)
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, ConsentPageSchema)
     def get(self, args: dict[str, Any], talent_id: str) -> Any:
         """List a talent's consents."""
@@ -265,7 +265,7 @@ class TalentConsents(MethodView):
 
 @blp.route("/clearance")
 class Clearance(MethodView):
-    @blp.arguments(ClearanceRequestSchema)
+    @blp.arguments(ClearanceRequestSchema())
     @blp.response(200, ClearanceResultSchema)
     @problem(404, "`not_found`: some title_ids are not visible to you; `errors` lists them.")
     def post(self, body: dict[str, Any]) -> Any:

@@ -114,7 +114,7 @@ def search_page_body(hits: list[TitleRow], viewer: Principal, next_cursor: str |
 @blp.route("/titles")
 class TitleSearchView(MethodView):
     # A mistyped filter (`?languge=fr`) would silently widen the search: refuse unknown names.
-    @blp.arguments(TitleQueryArgsSchema, location="query", unknown=ma.RAISE)
+    @blp.arguments(TitleQueryArgsSchema(), location="query", unknown=ma.RAISE)
     @blp.response(200, TitlePageSchema)
     @read_only
     def get(self, args: dict[str, Any]) -> Response:

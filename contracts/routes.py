@@ -84,7 +84,7 @@ def present_contract(session: Session, contract: Contract, who: Principal) -> di
 
 @blp.route("/contracts")
 class Contracts(MethodView):
-    @blp.arguments(ContractQueryArgsSchema, location="query")
+    @blp.arguments(ContractQueryArgsSchema(), location="query")
     @blp.response(200, ContractPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List your contracts (operators: all); `attestation_overdue=true`: deletion overdue."""
@@ -156,7 +156,7 @@ class ContractPolicy(MethodView):
 
 @blp.route("/contracts/<contract_id>/sign")
 class ContractSign(MethodView):
-    @blp.arguments(SignSchema)
+    @blp.arguments(SignSchema())
     @blp.response(200, ContractSchema)
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
         """Sign the exact document hash: studio, developer, then the operator countersigns."""
@@ -169,7 +169,7 @@ class ContractSign(MethodView):
 
 @blp.route("/contracts/<contract_id>/terminate")
 class ContractTerminate(MethodView):
-    @blp.arguments(TerminateSchema)
+    @blp.arguments(TerminateSchema())
     @blp.response(200, ContractSchema)
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
         """Terminate a contract (operators); delivery is revoked at once."""
@@ -180,13 +180,13 @@ class ContractTerminate(MethodView):
 
 @blp.route("/contracts/<contract_id>/attestations")
 class ContractAttestations(MethodView):
-    @blp.arguments(AttestationCreateSchema)
+    @blp.arguments(AttestationCreateSchema())
     @blp.response(201, AttestationSchema)
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
         """Attest a training run, an evaluation or the deletion of the data (the licensee)."""
         return attestations.create_attestation(db(), viewer(), contract_id, body)
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, AttestationPageSchema)
     def get(self, args: dict[str, Any], contract_id: str) -> Any:
         """List a contract's attestations (both parties and operators)."""
@@ -204,7 +204,7 @@ class ContractAttestations(MethodView):
 
 @blp.route("/pricing/benchmarks")
 class PricingBenchmarks(MethodView):
-    @blp.arguments(BenchmarkArgsSchema, location="query")
+    @blp.arguments(BenchmarkArgsSchema(), location="query")
     @blp.response(200, BenchmarkSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """Per-hour price quartiles of comparable signed contracts (withheld when too few)."""

@@ -37,7 +37,7 @@ def principal() -> Principal:
 
 @blp.route("/organizations")
 class Organizations(MethodView):
-    @blp.arguments(OrganizationQueryArgsSchema, location="query")
+    @blp.arguments(OrganizationQueryArgsSchema(), location="query")
     @blp.response(200, OrganizationPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List organizations: all for operators, your own otherwise."""
@@ -54,7 +54,7 @@ class Organizations(MethodView):
             scope="organizations",
         )
 
-    @blp.arguments(OrganizationCreateSchema)
+    @blp.arguments(OrganizationCreateSchema())
     @blp.response(201, OrganizationSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Create an organization (operators)."""
@@ -71,7 +71,7 @@ class OrganizationById(MethodView):
 
 @blp.route("/organizations/<org_id>/users")
 class OrganizationUsers(MethodView):
-    @blp.arguments(UserCreateSchema)
+    @blp.arguments(UserCreateSchema())
     @blp.response(201, UserWithKeySchema)
     def post(self, body: dict[str, Any], org_id: str) -> Any:
         """Add a user to an organization; the response carries their first API key, once."""
@@ -91,7 +91,7 @@ class Me(MethodView):
 
 @blp.route("/api-keys")
 class ApiKeys(MethodView):
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, ApiKeyPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List API keys (never their secrets): yours, or your organization's if you own it."""

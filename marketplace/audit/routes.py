@@ -18,7 +18,7 @@ blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper
 
 @blp.route("/audit-events")
 class AuditEvents(MethodView):
-    @blp.arguments(AuditEventQueryArgsSchema, location="query")
+    @blp.arguments(AuditEventQueryArgsSchema(), location="query")
     @blp.response(200, AuditEventPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List audit events: all for operators, those about your organization otherwise."""

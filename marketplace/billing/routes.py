@@ -58,7 +58,7 @@ class ContractPayments(MethodView):
             "client_secret": start.client_secret,
         }
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, PaymentPageSchema)
     def get(self, args: dict[str, Any], contract_id: str) -> Any:
         """List a contract's payments (both parties and operators)."""
@@ -106,7 +106,7 @@ class StripeWebhook(MethodView):
 
 @blp.route("/payouts")
 class Payouts(MethodView):
-    @blp.arguments(PayoutQueryArgsSchema, location="query")
+    @blp.arguments(PayoutQueryArgsSchema(), location="query")
     @blp.response(200, PayoutPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """The payout ledger with totals per currency (studios: their own; operators: all)."""

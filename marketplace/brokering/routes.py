@@ -134,7 +134,7 @@ def _page(args: dict[str, Any], stmt: Any, key: Any, scope: str) -> Page[Any]:
 
 @blp.route("/license-requests")
 class LicenseRequests(MethodView):
-    @blp.arguments(RequestQueryArgsSchema, location="query")
+    @blp.arguments(RequestQueryArgsSchema(), location="query")
     @blp.response(200, LicenseRequestPageSchema)
     def get(self, args: dict[str, Any]) -> Any:
         """List requests: your own (developers), open ones (studios), all (operators)."""
@@ -145,7 +145,7 @@ class LicenseRequests(MethodView):
         page = _page(args, stmt, LicenseRequest.id, "license-requests")
         return Page([present_request(db(), r, who) for r in page.items], page.next_cursor)
 
-    @blp.arguments(LicenseRequestCreateSchema)
+    @blp.arguments(LicenseRequestCreateSchema())
     @blp.response(201, LicenseRequestSchema)
     def post(self, body: dict[str, Any]) -> Any:
         """Ask for a licence (developers); `anonymous` hides you from studios until signing."""
@@ -173,14 +173,14 @@ class LicenseRequestClose(MethodView):
 
 @blp.route("/license-requests/<request_id>/offers")
 class RequestOffers(MethodView):
-    @blp.arguments(OfferCreateSchema)
+    @blp.arguments(OfferCreateSchema())
     @blp.response(201, OfferSchema)
     def post(self, body: dict[str, Any], request_id: str) -> Any:
         """Make an offer (a studio, or an operator naming `studio_id`); refused if not cleared."""
         who = viewer()
         return present_offer(db(), service.create_offer(db(), who, request_id, body), who)
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, OfferPageSchema)
     def get(self, args: dict[str, Any], request_id: str) -> Any:
         """List a request's offers that you may see."""
@@ -200,7 +200,7 @@ class OfferById(MethodView):
 
 @blp.route("/offers/<offer_id>/counter")
 class OfferCounter(MethodView):
-    @blp.arguments(CounterOfferSchema)
+    @blp.arguments(CounterOfferSchema())
     @blp.response(201, OfferSchema)
     def post(self, body: dict[str, Any], offer_id: str) -> Any:
         """Counter an offer with new terms; the old one becomes `countered`."""
@@ -238,7 +238,7 @@ class OfferWithdraw(MethodView):
 
 @blp.route("/license-requests/<request_id>/messages")
 class RequestMessages(MethodView):
-    @blp.arguments(MessageCreateSchema)
+    @blp.arguments(MessageCreateSchema())
     @blp.response(201, MessageSchema)
     def post(self, body: dict[str, Any], request_id: str) -> Any:
         """Write to a request's thread (parties and operators only)."""
@@ -247,7 +247,7 @@ class RequestMessages(MethodView):
         request = service.get_request(db(), who, request_id)
         return present_message(db(), message, who, request)
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, MessagePageSchema)
     def get(self, args: dict[str, Any], request_id: str) -> Any:
         """Read a request's messages that you may see."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -29,6 +32,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SqliteDateTime())
+        return dialect.type_descriptor(self.impl)
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
@@ -44,6 +52,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         # PostgreSQL sessions run in UTC (make_engine): the value is already in UTC, and
         # astimezone() would cost a conversion per row of every page.
         return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+
+class _SqliteDateTime(sqlite.DATETIME):
+    """SQLite's text timestamps read by datetime.fromisoformat, in C, rather than by
+    SQLAlchemy's regular expression: a fifth of the time, for every row of every page. It reads
+    what SQLAlchemy writes (`2026-11-29 05:20:38.123456`) and SQLite's own CURRENT_TIMESTAMP."""
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        parse = datetime.fromisoformat
+
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else parse(value)
+
+        return process
 
 
 class Base(DeclarativeBase):
@@ -118,7 +140,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the per-dialect settings this service relies on."""
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {}).setdefault("timeout", 15)
-        engine = create_engine(url, json_serializer=_json_dumps, **kwargs)
+        engine = create_engine(
+            url, json_serializer=_json_dumps, json_deserializer=json_loads, **kwargs
+        )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
@@ -128,7 +152,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("connect_args", {}).setdefault("options", "-c TimeZone=UTC")
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    engine = create_engine(url, json_serializer=_json_dumps, **kwargs)
+    engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=json_loads, **kwargs)
     event.listen(engine.pool, "checkout", functools.partial(_ping_if_idle, engine.dialect))
     event.listen(engine.pool, "checkin", _note_checkin)
     return engine
@@ -164,6 +188,27 @@ def _note_checkin(dbapi_connection: Any, record: Any) -> None:
 
 def _json_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+# 19 digits in a row may be an integer past 64 bits, which orjson reads as a float.
+_LONG_NUMBER = re.compile(r"\d{19}")
+_LONG_NUMBER_BYTES = re.compile(rb"\d{19}")
+
+
+def json_loads(text: str | bytes) -> Any:
+    """Read a stored JSON value (SQLite hands text, psycopg bytes) as the json module would.
+
+    orjson takes a tenth of the json module's time, which a page of 50 titles pays for each
+    one's genres. The json module still reads what orjson would read otherwise: NaN and
+    Infinity (which json.dumps writes and orjson refuses) and integers past 64 bits.
+    """
+    pattern = _LONG_NUMBER_BYTES if text.__class__ is bytes else _LONG_NUMBER
+    if pattern.search(text) is None:  # type: ignore[arg-type]
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -77,7 +77,7 @@ class ContractManifest(MethodView):
 
 @blp.route("/contracts/<contract_id>/downloads")
 class ContractDownloads(MethodView):
-    @blp.arguments(DownloadCreateSchema)
+    @blp.arguments(DownloadCreateSchema())
     @blp.response(201, DownloadGrantSchema)
     @refusal(403, "`forbidden`: a party or operator that is not the licensee.")
     @refusal(404, "`not_found`: no such contract for you, or the asset is not in its manifest.")
@@ -100,7 +100,7 @@ class ContractDownloads(MethodView):
         d = grant.download
         return {"id": d.id, "url": grant.url, "expires_at": d.expires_at, "byte_size": d.byte_size}
 
-    @blp.arguments(PageArgsSchema, location="query")
+    @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, DownloadPageSchema)
     def get(self, args: dict[str, Any], contract_id: str) -> Any:
         """The delivery log: which user got which asset when (parties and operators)."""
