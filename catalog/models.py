@@ -146,8 +146,9 @@ class RightsTerm(Base):
     """A grant's territories × uses, one row each: what search filters and joins on."""
 
     __tablename__ = "rights_terms"
+    # Search probes a title's terms for a use, with or without a territory (migration 0012).
     __table_args__ = (
-        Index("ix_rights_terms_use_territory_title_id", "use", "territory", "title_id"),
+        Index("ix_rights_terms_use_title_id_territory", "use", "title_id", "territory"),
     )
 
     grant_id: Mapped[str] = mapped_column(

@@ -387,7 +387,7 @@ def _parameters(
         "min_height": search.min_height,
         "genre": search.genre,
         "today": today,
-        # Always constrain `use`, the leading column of the (use, territory, title_id) index.
+        # Always constrain `use`, the leading column of the (use, title_id, territory) index.
         "uses": [search.permitted_use] if search.permitted_use is not None else list(ALL_USES),
         "places": _places(search.territory),
     }

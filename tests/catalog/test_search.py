@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
 from catalog import search as search_module
@@ -711,6 +711,15 @@ class TestIndexMaintenance:
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fts_titles_search_vector'")
         )
         assert indexdef is not None and "gin" in indexdef.lower()
+
+    def test_a_titles_rights_are_found_by_use_and_title_with_or_without_a_territory(
+        self, session: Session
+    ) -> None:
+        # Search probes each title's terms for a use, often with no territory: the title must
+        # come second in the index (migration 0012; the territory there cost "the" + a use
+        # 180 ms a page on PostgreSQL, bench/search_bench.py's broad_words_use).
+        indexes = inspect(session.connection()).get_indexes("rights_terms")
+        assert [index["column_names"] for index in indexes] == [["use", "title_id", "territory"]]
 
     def test_postgres_new_titles_wait_in_the_pending_list_until_settled(
         self, session: Session, dialect: str, world: World
