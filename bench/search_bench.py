@@ -49,9 +49,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "broad_words_use_territory": {"q": "the", "permitted_use": "train", "territory": "US"},
     "narrow_words_genre_language": {"q": "lighthouse", "genre": "drama", "language": "en"},
     "middle_words_use_territory": {"q": "lighthouse", "permitted_use": "train", "territory": "US"},
-    # A use without a territory: 180 ms a page on PostgreSQL while the rights index put the
-    # territory before the title (migration 0012).
-    "broad_words_use": {"q": "the", "permitted_use": "train", "genre": "drama"},
+    # A use without a territory: 230 ms a page on PostgreSQL (470 at p95) while the rights
+    # index put the territory before the title (migration 0012).
+    "common_words_genre_use": {"q": "the", "genre": "drama", "permitted_use": "train"},
 }
 
 

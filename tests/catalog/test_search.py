@@ -717,7 +717,7 @@ class TestIndexMaintenance:
     ) -> None:
         # Search probes each title's terms for a use, often with no territory: the title must
         # come second in the index (migration 0012; the territory there cost "the" + a use
-        # 180 ms a page on PostgreSQL, bench/search_bench.py's broad_words_use).
+        # 180 ms a page on PostgreSQL; bench/search_bench.py's common_words_genre_use).
         indexes = inspect(session.connection()).get_indexes("rights_terms")
         assert [index["column_names"] for index in indexes] == [["use", "title_id", "territory"]]
 

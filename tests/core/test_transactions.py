@@ -162,6 +162,14 @@ def test_postgres_sessions_hand_back_utc(engine: Engine, dialect: str) -> None:
     assert now is not None and now.tzinfo is UTC
 
 
+def test_postgres_sessions_start_no_parallel_workers(engine: Engine, dialect: str) -> None:
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL's session settings")
+    with engine.connect() as conn:
+        workers = conn.execute(text("SHOW max_parallel_workers_per_gather")).scalar()
+    assert workers == "0"
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
