@@ -3,8 +3,10 @@
 For each database: `GET /api/v1/titles` served by gunicorn (the same server as production,
 `wsgi:app`), the raw SQL of the same search run straight through the DB-API driver, and a bare
 Flask route under gunicorn as the floor of any request. Requests are sequential (one client):
-these are latencies, not throughput. The catalog comes from `catalog.generate` and is loaded
-with Core bulk inserts; the database keeps the full-text index itself (migration 0005).
+these are latencies, not throughput. Then a sweep runs the raw SQL of some 300 combinations of
+words and two filters (`sweep_cases`) and reports the slowest: plan cliffs hide in
+combinations. The catalog comes from `catalog.generate` and is loaded with Core bulk inserts;
+the database keeps the full-text index itself (migration 0005).
 """
 
 from __future__ import annotations
@@ -378,7 +380,76 @@ def one_database(url: str, rows: Rows) -> dict[str, Any]:
     populated = time.perf_counter() - started
     with gunicorn("wsgi:app", server_env(url)) as port:
         scenarios = bench_database(url, accounts, port)
-    return {"populate_seconds": round(populated, 1), **scenarios}
+    return {"populate_seconds": round(populated, 1), **scenarios, "sweep": sweep(url, accounts)}
+
+
+# --- the sweep: every pair of filters, with and without words --------------------------------
+
+# Words of every breadth (a prefix of most titles, one of few, none) and filters of every kind,
+# two of them with a second value; the sweep tries each alone and every pair of different
+# kinds, with each of the words and without. A plan that falls off a cliff for one combination
+# (a use without a territory once took 230 ms on PostgreSQL) shows here, where the scenarios
+# above would miss it.
+SWEEP_WORDS = (None, "the", "a", "lighthouse", "night", "zzzz")
+SWEEP_FILTERS: tuple[tuple[str, Any], ...] = (
+    ("genre", "drama"),
+    ("language", "en"),
+    ("language", "ja"),
+    ("permitted_use", "train"),
+    ("permitted_use", "generate_reference"),
+    ("territory", "US"),
+    ("territory", "WW"),
+    ("kind", "episode"),
+    ("release_year_min", 2015),
+    ("min_height", 1080),
+)
+SWEEP_RUNS = 7
+
+
+def sweep_cases() -> list[dict[str, Any]]:
+    pairs: list[tuple[tuple[str, Any], ...]] = [(), *((f,) for f in SWEEP_FILTERS)]
+    pairs += [
+        (a, b) for i, a in enumerate(SWEEP_FILTERS) for b in SWEEP_FILTERS[i + 1 :] if a[0] != b[0]
+    ]
+    cases = []
+    for words in SWEEP_WORDS:
+        for filters in pairs:
+            params = dict(filters) | ({"q": words} if words else {})
+            if params:
+                cases.append(params)
+    return cases
+
+
+def sweep(url: str, accounts: Accounts) -> dict[str, Any]:
+    """The raw SQL of every sweep case, first page: the median of a few runs each; the slowest."""
+    engine = make_engine(url)
+    timings = []
+    try:
+        for params in sweep_cases():
+            raw = RawSearch(engine, accounts, params, None)
+            try:
+                raw()  # compiles
+                runs = []
+                for _ in range(SWEEP_RUNS):
+                    start = time.perf_counter()
+                    raw()
+                    runs.append(time.perf_counter() - start)
+            finally:
+                raw.close()
+            timings.append((statistics.median(runs) * 1000, max(runs) * 1000, params))
+    finally:
+        engine.dispose()
+    timings.sort(key=lambda t: -t[0])
+    return {
+        "cases": len(timings),
+        "runs_each": SWEEP_RUNS,
+        "median_ms_over_10": sum(1 for t in timings if t[0] > 10),
+        "median_ms_over_25": sum(1 for t in timings if t[0] > GOAL_P95_MS),
+        "slowest": [
+            {"params": params, "median_ms": round(median, 2), "max_ms": round(worst, 2)}
+            for median, worst, params in timings[:5]
+        ],
+    }
 
 
 def verdicts(database: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
@@ -403,6 +474,9 @@ def verdicts(database: dict[str, Any], bare: dict[str, Any]) -> dict[str, Any]:
                 if raw["p50_ms"]
                 else None,
             }
+    swept = database.get("sweep")
+    if swept:
+        out["sweep"] = {"every_median_under_25ms": swept["median_ms_over_25"] == 0}
     return out
 
 
