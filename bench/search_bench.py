@@ -230,6 +230,12 @@ class RawSearch:
         self.today = utcnow().date()
         self.compiled: dict[tuple[int, str], tuple[str, Any]] = {}
         self.connection = engine.raw_connection()
+        if self.postgres:
+            # As catalog.search.search_titles plans each statement (CUSTOM_PLANS), once for
+            # the connection here rather than once per page.
+            cursor = self.connection.cursor()
+            cursor.execute("SET plan_cache_mode = force_custom_plan")
+            cursor.close()
 
     def _fetch(self, stmt: Executable, params: Mapping[str, Any]) -> list[Any]:
         key = (id(stmt), repr(sorted(params.items())))

@@ -70,6 +70,7 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
+    text,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.compiler import compiles
@@ -87,6 +88,7 @@ from marketplace.core.errors import BadRequest, Forbidden
 from marketplace.core.pagination import DEFAULT_LIMIT, CursorCodec, Page
 
 __all__ = [
+    "CUSTOM_PLANS",
     "TitleRow",
     "TitleSearch",
     "fetch_page",
@@ -111,6 +113,14 @@ CURSOR_SCOPE = "titles"
 # walking, in Swedish (1,600) 7 ms and 3 ms.
 BROAD_TEXT_MATCHES = 2000
 SQLITE_BROAD_TEXT_MATCHES = 1000
+# PostgreSQL: plan each of a search's statements for its values, for the rest of the request's
+# transaction. psycopg prepares a statement on its fifth run on a connection, and PostgreSQL may
+# then keep a generic plan, made without the values, whereas a search's best plan depends on how
+# many titles its words match: generically planned, "a" in French took 8.3 ms instead of 1.2,
+# and "the" in drama with a use 7.5 instead of 2.4 (bench/search_bench.py's sweep). For every
+# statement of every request it would cost simple lookups their saved planning (`GET /me` 1.8 ->
+# 2.3 ms); a search's statements were planned afresh nearly every time anyway.
+CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # SQLite's first window of a broad walk, in titles; each further window is four times larger.
 # On the benchmark, 256 titles of which 80% match the words fill a 50-title page of titles
 # that also pass a use and a territory in one window.
@@ -218,6 +228,9 @@ def search_titles(
     """Return one page of the titles `viewer` may see that match `search`, in id order."""
     after = _cursor_after(codec, search.cursor)
     connection = session.connection()
+    postgres = is_postgres(session)
+    if postgres:
+        connection.execute(CUSTOM_PLANS)
 
     def fetch(stmt: Executable, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         return connection.execute(stmt, params).all()
@@ -226,7 +239,7 @@ def search_titles(
         fetch,
         viewer,
         search,
-        postgres=is_postgres(session),
+        postgres=postgres,
         today=today or utcnow().date(),
         after=after,
     )

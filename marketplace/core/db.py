@@ -143,14 +143,7 @@ def read_only_engine(engine: Engine) -> Engine:
 #   more than they saved. Over 317 searches on the 100,000-title benchmark catalog, the slowest
 #   took 21.6 ms with PostgreSQL's default of 2 workers and 12.5 ms without (the benchmark's
 #   own searches were unchanged or faster); nor does one request then occupy three cores.
-# - A plan for each execution's values: psycopg prepares a statement run five times on a
-#   connection, and PostgreSQL may then settle on a generic plan, made without the values. A
-#   search's best plan depends on how many titles its words match: generically planned, "a" in
-#   French took 8.3 ms instead of 1.2, and "the" in drama with a use 7.5 instead of 2.4. Planning
-#   each time cost the other benchmark searches about 0.05 ms.
-POSTGRES_SESSION_OPTIONS = (
-    "-c TimeZone=UTC -c max_parallel_workers_per_gather=0 -c plan_cache_mode=force_custom_plan"
-)
+POSTGRES_SESSION_OPTIONS = "-c TimeZone=UTC -c max_parallel_workers_per_gather=0"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -22,6 +22,7 @@ from catalog.search_routes import TitlePageSchema
 from catalog.titles import set_genres
 from marketplace.accounts.principal import Principal
 from marketplace.core.errors import BadRequest
+from marketplace.core.pagination import CursorCodec
 from tests.helpers import problem
 from tests.world import World
 
@@ -711,6 +712,22 @@ class TestIndexMaintenance:
             text("SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fts_titles_search_vector'")
         )
         assert indexdef is not None and "gin" in indexdef.lower()
+
+    def test_postgres_plans_a_searchs_statements_for_their_values(
+        self, session: Session, dialect: str, world: World
+    ) -> None:
+        if dialect != "postgresql":
+            pytest.skip("PostgreSQL's plan cache")
+        mode = text("SHOW plan_cache_mode")
+        assert session.scalar(mode) == "auto"
+        viewer = Principal(
+            world["developer_x"].user_id, world["developer_x"].org_id, "developer", "owner"
+        )
+        search_module.search_titles(
+            session, viewer, search_module.TitleSearch(q="harbor"), codec=CursorCodec("x" * 40)
+        )
+        # For the rest of the request's transaction only (SET LOCAL).
+        assert session.scalar(mode) == "force_custom_plan"
 
     def test_a_titles_rights_are_found_by_use_and_title_with_or_without_a_territory(
         self, session: Session
