@@ -1044,7 +1044,8 @@ class TestStreamingWrites:
 class TestBulkWrites:
     """The second pass writes in bulk (catalog.import_write): COPY, or multi-row INSERTs."""
 
-    def test_sqlite_takes_rows_in_whole_statements_then_the_rest(self, monkeypatch: Any) -> None:
+    @pytest.mark.parametrize("by", ["rows", "columns"])
+    def test_sqlite_takes_whole_statements_then_the_rest(self, monkeypatch: Any, by: str) -> None:
         import catalog.import_write
         from catalog.import_write import SqliteInserter
 
@@ -1053,17 +1054,28 @@ class TestBulkWrites:
         dbapi.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d TEXT)")
         statements: list[str] = []
         dbapi.set_trace_callback(statements.append)
+        names = ("a", "b", "c", "d")
+
+        def write(rows: list[tuple[Any, ...]]) -> None:
+            statements.clear()
+            inserter = SqliteInserter(dbapi)  # reads the limit on bound parameters
+            if by == "rows":
+                inserter.insert("t", names, rows)
+            else:
+                columns: list[Any] = [[row[i] for row in rows] for i in range(len(names))]
+                inserter.insert_columns("t", names, columns)
+
         rows = [(i, f"b{i}", i / 2, None) for i in range(8)]
-        SqliteInserter(dbapi).insert("t", ("a", "b", "c", "d"), rows)
+        write(rows)
         assert dbapi.execute("SELECT * FROM t ORDER BY a").fetchall() == rows
         assert _rows_per_insert(statements) == [3, 3, 1, 1]
         # Fewer rows a statement when the columns would pass the limit on bound parameters.
         dbapi.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 9)
-        statements.clear()
-        more = [(i, "x", 0.0, "y") for i in range(8, 13)]
-        SqliteInserter(dbapi).insert("t", ("a", "b", "c", "d"), more)
+        write([(i, "x", 0.0, "y") for i in range(8, 13)])
         assert _rows_per_insert(statements) == [2, 2, 1]
         assert dbapi.execute("SELECT count(*) FROM t").fetchone() == (13,)
+        write([])
+        assert statements == []
         dbapi.close()
 
     def test_a_catalog_written_in_statements_of_a_few_rows_is_the_same(
@@ -1105,25 +1117,6 @@ class TestBulkWrites:
         with pytest.raises(Conflict, match="catalog changed"), session.begin_nested():
             run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
         assert session.scalars(select(Title.name)).all() == ["Old"]
-
-    def test_sqlite_takes_columns_in_whole_statements_then_the_rest(self, monkeypatch: Any) -> None:
-        import catalog.import_write
-        from catalog.import_write import SqliteInserter
-
-        monkeypatch.setattr(catalog.import_write, "SQLITE_ROWS_PER_STATEMENT", 3)
-        dbapi = sqlite3.connect(":memory:")
-        dbapi.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d TEXT)")
-        statements: list[str] = []
-        dbapi.set_trace_callback(statements.append)
-        rows = [(i, f"b{i}", i / 2, None) for i in range(8)]
-        columns: list[Any] = [list(column) for column in zip(*rows, strict=True)]
-        SqliteInserter(dbapi).insert_columns("t", ("a", "b", "c", "d"), columns)
-        assert dbapi.execute("SELECT * FROM t ORDER BY a").fetchall() == rows
-        assert _rows_per_insert(statements) == [3, 3, 1, 1]
-        statements.clear()
-        SqliteInserter(dbapi).insert_columns("t", ("a", "b", "c", "d"), [[], [], [], []])
-        assert statements == []
-        dbapi.close()
 
     def test_new_assets_and_credits_by_column_are_the_rows_made_one_by_one(
         self, tmp_path: Any
