@@ -412,8 +412,8 @@ SWEEP_FILTERS: tuple[tuple[str, Any], ...] = (
 SWEEP_RUNS = 7
 # Runs before those timed: enough for psycopg to prepare the statement (its fifth run) and for
 # PostgreSQL to have planned it five times with values, after which it may keep a generic plan
-# (which db.POSTGRES_SESSION_OPTIONS forbids). The timed runs are then those of a long-lived
-# server connection.
+# (which catalog.search.CUSTOM_PLANS forbids, and RawSearch with it). The timed runs are then
+# those of a long-lived server connection.
 SWEEP_WARMUP = 12
 
 
