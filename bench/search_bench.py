@@ -231,11 +231,9 @@ class RawSearch:
         self.compiled: dict[tuple[int, str], tuple[str, Any]] = {}
         self.connection = engine.raw_connection()
         if self.postgres:
-            # As catalog.search.search_titles plans each statement (CUSTOM_PLANS), once for
-            # the connection here rather than once per page.
-            cursor = self.connection.cursor()
-            cursor.execute("SET plan_cache_mode = force_custom_plan")
-            cursor.close()
+            # As catalog.search.search_titles runs its statements (planned_for_their_values):
+            # never prepared, each planned for its values.
+            self.connection.driver_connection.prepare_threshold = None
 
     def _fetch(self, stmt: Executable, params: Mapping[str, Any]) -> list[Any]:
         key = (id(stmt), repr(sorted(params.items())))
@@ -410,10 +408,10 @@ SWEEP_FILTERS: tuple[tuple[str, Any], ...] = (
     ("min_height", 1080),
 )
 SWEEP_RUNS = 7
-# Runs before those timed: enough for psycopg to prepare the statement (its fifth run) and for
+# Runs before those timed: enough for psycopg to prepare a statement (its fifth run) and for
 # PostgreSQL to have planned it five times with values, after which it may keep a generic plan
-# (which catalog.search.CUSTOM_PLANS forbids, and RawSearch with it). The timed runs are then
-# those of a long-lived server connection.
+# (which catalog.search.planned_for_their_values avoids, and RawSearch with it). The timed runs
+# are then those of a long-lived server connection.
 SWEEP_WARMUP = 12
 
 

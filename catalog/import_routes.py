@@ -15,7 +15,7 @@ from catalog.imports import get_import, import_catalog
 from catalog.models import ImportJob
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import Schema, UTCDateTime
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint(
     "catalog_imports",
@@ -180,6 +180,7 @@ class CatalogImports(MethodView):
 @blp.route("/catalog/imports/<import_id>")
 class CatalogImportById(MethodView):
     @blp.response(200, ImportReportSchema)
+    @read_only
     def get(self, import_id: str) -> Any:
         """Get an import's report (the studio's own, or any for operators)."""
         return _report(get_import(db(), _principal(), import_id))

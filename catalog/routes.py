@@ -46,7 +46,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.core.api import PageArgsSchema, ProblemSchema
 from marketplace.core.errors import PROBLEM_CONTENT_TYPE
 from marketplace.core.pagination import Page, SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint(
     "catalog",
@@ -109,6 +109,7 @@ class Titles(MethodView):
 @blp.route("/titles/<title_id>")
 class TitleById(MethodView):
     @blp.response(200, TitleSchema)
+    @read_only
     def get(self, title_id: str) -> Any:
         """Get a title (anonymized ones hide who and what they are)."""
         viewer = principal()
@@ -143,6 +144,7 @@ class TitleAssets(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, AssetPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], title_id: str) -> Any:
         """List a title's assets (pending ones, with a fresh upload URL, for the owner only)."""
         viewer = principal()
@@ -184,6 +186,7 @@ class TitleRights(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, RightsGrantPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], title_id: str) -> Any:
         """List the rights grants held on a title itself."""
         viewer = principal()
@@ -213,6 +216,7 @@ class TalentCollection(MethodView):
 
     @blp.arguments(TalentQueryArgsSchema(), location="query")
     @blp.response(200, TalentPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """List talent: your studio's, or any studio's for operators."""
         stmt = talent.visible_talent(principal())
@@ -234,6 +238,7 @@ class TitleCredits(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, CreditPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], title_id: str) -> Any:
         """List a title's credits (without names when the title is anonymized to you)."""
         viewer = principal()
@@ -254,6 +259,7 @@ class TalentConsents(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, ConsentPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], talent_id: str) -> Any:
         """List a talent's consents."""
         stmt = talent.talent_consents(db(), principal(), talent_id)

@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -70,7 +71,6 @@ from sqlalchemy import (
     literal_column,
     select,
     table,
-    text,
 )
 from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.ext.compiler import compiles
@@ -88,13 +88,13 @@ from marketplace.core.errors import BadRequest, Forbidden
 from marketplace.core.pagination import DEFAULT_LIMIT, CursorCodec, Page
 
 __all__ = [
-    "CUSTOM_PLANS",
     "TitleRow",
     "TitleSearch",
     "fetch_page",
     "fts5_facet",
     "fts5_facets",
     "is_broad",
+    "planned_for_their_values",
     "search_statement",
     "search_terms",
     "search_titles",
@@ -113,14 +113,6 @@ CURSOR_SCOPE = "titles"
 # walking, in Swedish (1,600) 7 ms and 3 ms.
 BROAD_TEXT_MATCHES = 2000
 SQLITE_BROAD_TEXT_MATCHES = 1000
-# PostgreSQL: plan each of a search's statements for its values, for the rest of the request's
-# transaction. psycopg prepares a statement on its fifth run on a connection, and PostgreSQL may
-# then keep a generic plan, made without the values, whereas a search's best plan depends on how
-# many titles its words match: generically planned, "a" in French took 8.3 ms instead of 1.2,
-# and "the" in drama with a use 7.5 instead of 2.4 (bench/search_bench.py's sweep). For every
-# statement of every request it would cost simple lookups their saved planning (`GET /me` 1.8 ->
-# 2.3 ms); a search's statements were planned afresh nearly every time anyway.
-CUSTOM_PLANS = text("SET LOCAL plan_cache_mode = force_custom_plan")
 # SQLite's first window of a broad walk, in titles; each further window is four times larger.
 # On the benchmark, 256 titles of which 80% match the words fill a 50-title page of titles
 # that also pass a use and a territory in one window.
@@ -229,26 +221,50 @@ def search_titles(
     after = _cursor_after(codec, search.cursor)
     connection = session.connection()
     postgres = is_postgres(session)
-    if postgres:
-        connection.execute(CUSTOM_PLANS)
 
     def fetch(stmt: Executable, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         return connection.execute(stmt, params).all()
 
-    rows = fetch_page(
-        fetch,
-        viewer,
-        search,
-        postgres=postgres,
-        today=today or utcnow().date(),
-        after=after,
-    )
+    with planned_for_their_values(connection.connection.driver_connection):
+        rows = fetch_page(
+            fetch,
+            viewer,
+            search,
+            postgres=postgres,
+            today=today or utcnow().date(),
+            after=after,
+        )
     hits = [TitleRow(*row) for row in rows]
     next_cursor = None
     if len(hits) > search.limit:
         hits = hits[: search.limit]
         next_cursor = codec.encode(CURSOR_SCOPE, [hits[-1].id])
     return Page(hits, next_cursor)
+
+
+@contextmanager
+def planned_for_their_values(driver_connection: Any) -> Iterator[None]:
+    """PostgreSQL (psycopg): run the block's statements unprepared, each planned for its values.
+
+    psycopg prepares a statement on its fifth run on a connection, and PostgreSQL may then keep
+    a generic plan, made without the values, whereas a search's best plan depends on how many
+    titles its words match: generically planned, "a" in French took 8.3 ms instead of 1.2, and
+    "the" in drama with a use 7.5 instead of 2.4 (bench/search_bench.py's sweep). An unprepared
+    statement is always planned with its values, and turning preparation off is a setting of
+    the client's connection: no round trip, in a transaction or not (`SET LOCAL
+    plan_cache_mode` cost one, and needs a transaction). Other statements keep psycopg's
+    preparation: for every statement it cost simple lookups their saved planning (`GET /me`
+    1.8 -> 2.3 ms with plan_cache_mode forced for the whole session).
+    """
+    threshold = getattr(driver_connection, "prepare_threshold", None)
+    if threshold is None:  # SQLite, or a driver that does not prepare
+        yield
+        return
+    driver_connection.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver_connection.prepare_threshold = threshold
 
 
 def _cursor_after(codec: CursorCodec, cursor: str | None) -> str | None:

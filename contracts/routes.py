@@ -30,7 +30,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.db import utcnow
 from marketplace.core.pagination import Page, SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint("contracts", __name__, url_prefix="/api/v1", description="Contracts")
 
@@ -86,6 +86,7 @@ def present_contract(session: Session, contract: Contract, who: Principal) -> di
 class Contracts(MethodView):
     @blp.arguments(ContractQueryArgsSchema(), location="query")
     @blp.response(200, ContractPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """List your contracts (operators: all); `attestation_overdue=true`: deletion overdue."""
         who = viewer()
@@ -107,6 +108,7 @@ class Contracts(MethodView):
 @blp.route("/contracts/<contract_id>")
 class ContractById(MethodView):
     @blp.response(200, ContractSchema)
+    @read_only
     def get(self, contract_id: str) -> Any:
         """Get a contract."""
         who = viewer()
@@ -123,6 +125,7 @@ class ContractDocument(MethodView):
             }
         }
     )
+    @read_only
     def get(self, contract_id: str) -> Response:
         """The rendered agreement; its SHA-256 is what each party signs."""
         contract = service.get_contract(db(), viewer(), contract_id)
@@ -142,6 +145,7 @@ class ContractPolicy(MethodView):
             }
         }
     )
+    @read_only
     def get(self, contract_id: str) -> Response:
         """The granted permissions, prohibitions and duties as an ODRL 2.2 policy (JSON-LD)."""
         who = viewer()
@@ -188,6 +192,7 @@ class ContractAttestations(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, AttestationPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], contract_id: str) -> Any:
         """List a contract's attestations (both parties and operators)."""
         stmt = attestations.attestations_stmt(db(), viewer(), contract_id)
@@ -206,6 +211,7 @@ class ContractAttestations(MethodView):
 class PricingBenchmarks(MethodView):
     @blp.arguments(BenchmarkArgsSchema(), location="query")
     @blp.response(200, BenchmarkSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """Per-hour price quartiles of comparable signed contracts (withheld when too few)."""
         return price_benchmarks(db(), BenchmarkQuery(**args))

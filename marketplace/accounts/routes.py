@@ -39,6 +39,7 @@ def principal() -> Principal:
 class Organizations(MethodView):
     @blp.arguments(OrganizationQueryArgsSchema(), location="query")
     @blp.response(200, OrganizationPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """List organizations: all for operators, your own otherwise."""
         stmt = service.visible_organizations(principal())
@@ -64,6 +65,7 @@ class Organizations(MethodView):
 @blp.route("/organizations/<org_id>")
 class OrganizationById(MethodView):
     @blp.response(200, OrganizationSchema)
+    @read_only
     def get(self, org_id: str) -> Any:
         """Get an organization."""
         return service.get_organization(db(), principal(), org_id)
@@ -93,6 +95,7 @@ class Me(MethodView):
 class ApiKeys(MethodView):
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, ApiKeyPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """List API keys (never their secrets): yours, or your organization's if you own it."""
         return paginate(

@@ -11,7 +11,7 @@ from marketplace.audit.models import AuditEvent
 from marketplace.audit.schemas import AuditEventPageSchema, AuditEventQueryArgsSchema
 from marketplace.audit.service import present_event, visible_events
 from marketplace.core.pagination import Page, SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper-evident audit log")
 
@@ -20,6 +20,7 @@ blp = Blueprint("audit", __name__, url_prefix="/api/v1", description="The tamper
 class AuditEvents(MethodView):
     @blp.arguments(AuditEventQueryArgsSchema(), location="query")
     @blp.response(200, AuditEventPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """List audit events: all for operators, those about your organization otherwise."""
         viewer = current_actor()

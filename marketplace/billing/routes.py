@@ -21,7 +21,7 @@ from marketplace.billing.schemas import (
 )
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint("billing", __name__, url_prefix="/api/v1", description="Payments and payouts")
 
@@ -60,6 +60,7 @@ class ContractPayments(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, PaymentPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], contract_id: str) -> Any:
         """List a contract's payments (both parties and operators)."""
         return paginate(
@@ -108,6 +109,7 @@ class StripeWebhook(MethodView):
 class Payouts(MethodView):
     @blp.arguments(PayoutQueryArgsSchema(), location="query")
     @blp.response(200, PayoutPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """The payout ledger with totals per currency (studios: their own; operators: all)."""
         limit, cursor = args.pop("limit"), args.pop("cursor")

@@ -28,7 +28,7 @@ from marketplace.brokering.schemas import (
 )
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.pagination import Page, SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint(
     "brokering", __name__, url_prefix="/api/v1", description="License requests, offers and messages"
@@ -136,6 +136,7 @@ def _page(args: dict[str, Any], stmt: Any, key: Any, scope: str) -> Page[Any]:
 class LicenseRequests(MethodView):
     @blp.arguments(RequestQueryArgsSchema(), location="query")
     @blp.response(200, LicenseRequestPageSchema)
+    @read_only
     def get(self, args: dict[str, Any]) -> Any:
         """List requests: your own (developers), open ones (studios), all (operators)."""
         who = viewer()
@@ -156,6 +157,7 @@ class LicenseRequests(MethodView):
 @blp.route("/license-requests/<request_id>")
 class LicenseRequestById(MethodView):
     @blp.response(200, LicenseRequestSchema)
+    @read_only
     def get(self, request_id: str) -> Any:
         """Get a license request."""
         who = viewer()
@@ -182,6 +184,7 @@ class RequestOffers(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, OfferPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], request_id: str) -> Any:
         """List a request's offers that you may see."""
         who = viewer()
@@ -192,6 +195,7 @@ class RequestOffers(MethodView):
 @blp.route("/offers/<offer_id>")
 class OfferById(MethodView):
     @blp.response(200, OfferSchema)
+    @read_only
     def get(self, offer_id: str) -> Any:
         """Get an offer."""
         who = viewer()
@@ -249,6 +253,7 @@ class RequestMessages(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, MessagePageSchema)
+    @read_only
     def get(self, args: dict[str, Any], request_id: str) -> Any:
         """Read a request's messages that you may see."""
         who = viewer()

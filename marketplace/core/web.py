@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, g, request
+from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
@@ -113,13 +114,37 @@ F = TypeVar("F", bound=Callable[..., Any])
 def read_only(handler: F) -> F:
     """Mark a GET handler that writes nothing: its session comes from db.read_only_engine.
 
-    On SQLite each of its statements is then a transaction of its own, without the write lock
-    BEGIN IMMEDIATE takes, so such reads run side by side; on PostgreSQL nothing changes.
-    Authentication's occasional last_used_at update is one statement and still safe. Never for
-    a handler that writes (an audit event, a metered download).
+    Each of its statements is then a transaction of its own: on SQLite without the write lock
+    BEGIN IMMEDIATE takes, so such reads run side by side and beside a writer; on PostgreSQL
+    without BEGIN's and COMMIT's round trips. Authentication's occasional last_used_at update
+    is one statement and still safe. Never for a handler that writes (an audit event, a
+    metered download): once the caller is authenticated, the request's session refuses to
+    flush or execute an INSERT, UPDATE or DELETE (ReadOnlyViolation, a 500), whichever engine
+    it is bound to, so that a write cannot be half-committed in autocommit.
     """
     setattr(handler, _READ_ONLY, True)
     return handler
+
+
+class ReadOnlyViolation(RuntimeError):
+    """A @read_only handler tried to write: a bug in the handler, never the caller's fault."""
+
+
+_WRITES_REFUSED = "clearcut_writes_refused"
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
+    if session.info.get(_WRITES_REFUSED) and (session.new or session.dirty or session.deleted):
+        raise ReadOnlyViolation("a read-only request tried to write (flush)")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _refuse_dml(execute_state: ORMExecuteState) -> None:
+    if execute_state.session.info.get(_WRITES_REFUSED) and (
+        execute_state.is_insert or execute_state.is_update or execute_state.is_delete
+    ):
+        raise ReadOnlyViolation("a read-only request tried to write (INSERT, UPDATE or DELETE)")
 
 
 def _is_read_only_request() -> bool:
@@ -127,7 +152,11 @@ def _is_read_only_request() -> bool:
         return False
     from flask import current_app
 
-    view = current_app.view_functions.get(request.endpoint or "")
+    return is_read_only_view(current_app.view_functions.get(request.endpoint or ""))
+
+
+def is_read_only_view(view: Any) -> bool:
+    """Whether a view's GET handler is marked @read_only (a MethodView's `get`, or the view)."""
     view_class = getattr(view, "view_class", None)
     handler = getattr(view_class, "get", None) if view_class is not None else view
     return bool(getattr(handler, _READ_ONLY, False))
@@ -180,6 +209,8 @@ def _begin() -> Response | None:
             headers={"WWW-Authenticate": 'Bearer realm="clearcut", error="invalid_token"'},
         )
     g.principal = actor
+    if _is_read_only_request():
+        db().info[_WRITES_REFUSED] = True
     _rate_limit(actor)
     return _idempotency_replay()
 

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import PageArgsSchema, ProblemSchema
 from marketplace.core.pagination import SortKey, paginate
-from marketplace.core.web import current_actor, db, state
+from marketplace.core.web import current_actor, db, read_only, state
 from marketplace.delivery import service
 from marketplace.delivery.manifest import ALGORITHM, public_key_b64url
 from marketplace.delivery.models import Download
@@ -56,6 +56,7 @@ def viewer() -> Principal:
 class ManifestSigningKey(MethodView):
     @blp.doc(security=[])
     @blp.response(200, SigningKeySchema)
+    @read_only
     def get(self) -> Any:
         """The public key that verifies manifest signatures (no authentication)."""
         return {
@@ -68,6 +69,7 @@ class ManifestSigningKey(MethodView):
 class ContractManifest(MethodView):
     @blp.response(200, ManifestSchema)
     @refusal(409, "`invalid_state`: the contract is not signed yet.")
+    @read_only
     def get(self, contract_id: str) -> Any:
         """The signed list of licensed assets, once the contract is signed (409 before)."""
         return service.contract_manifest(
@@ -102,6 +104,7 @@ class ContractDownloads(MethodView):
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, DownloadPageSchema)
+    @read_only
     def get(self, args: dict[str, Any], contract_id: str) -> Any:
         """The delivery log: which user got which asset when (parties and operators)."""
         return paginate(
@@ -118,6 +121,7 @@ class ContractDownloads(MethodView):
 @blp.route("/contracts/<contract_id>/usage")
 class ContractUsage(MethodView):
     @blp.response(200, UsageSchema)
+    @read_only
     def get(self, contract_id: str) -> Any:
         """Downloads and bytes used against the contract's quota (parties and operators)."""
         return service.contract_usage(db(), viewer(), contract_id)

@@ -717,17 +717,32 @@ class TestIndexMaintenance:
         self, session: Session, dialect: str, world: World
     ) -> None:
         if dialect != "postgresql":
-            pytest.skip("PostgreSQL's plan cache")
-        mode = text("SHOW plan_cache_mode")
-        assert session.scalar(mode) == "auto"
+            pytest.skip("psycopg's prepared statements")
+        driver = session.connection().connection.driver_connection
+        assert driver.prepare_threshold == 5  # psycopg's default: the test means something
         viewer = Principal(
             world["developer_x"].user_id, world["developer_x"].org_id, "developer", "owner"
         )
-        search_module.search_titles(
-            session, viewer, search_module.TitleSearch(q="harbor"), codec=CursorCodec("x" * 40)
+        for _ in range(8):  # past the fifth run, when psycopg would prepare the statements
+            search_module.search_titles(
+                session, viewer, search_module.TitleSearch(q="harbor"), codec=CursorCodec("x" * 40)
+            )
+        # None prepared, so none has a generic plan; the connection prepares others again.
+        prepared = text(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%search_vector%'"
         )
-        # For the rest of the request's transaction only (SET LOCAL).
-        assert session.scalar(mode) == "force_custom_plan"
+        assert session.scalar(prepared) == 0
+        assert driver.prepare_threshold == 5
+
+    def test_statements_are_prepared_again_after_a_failed_search(self) -> None:
+        class Driver:
+            prepare_threshold = 5
+
+        driver = Driver()
+        with pytest.raises(ZeroDivisionError), search_module.planned_for_their_values(driver):
+            assert driver.prepare_threshold is None
+            _ = 1 / 0
+        assert driver.prepare_threshold == 5
 
     def test_a_titles_rights_are_found_by_use_and_title_with_or_without_a_territory(
         self, session: Session

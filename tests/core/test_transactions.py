@@ -1,4 +1,5 @@
-"""Requests and transactions: read-only handlers run without one; pooled connections recover."""
+"""Requests and transactions: read-only handlers run without one and cannot write; pooled
+connections recover."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from flask import Blueprint
+from sqlalchemy import Engine, event, text, update
 from sqlalchemy.orm import Session
 
+from marketplace.accounts.models import Organization
 from marketplace.app import create_app
 from marketplace.core import db as db_module
 from marketplace.core.api import format_utc
 from marketplace.core.db import make_engine
 from marketplace.core.storage import InMemoryStorage
+from marketplace.core.web import db, is_public_path, is_read_only_view, read_only
 from tests.catalog.factories import make_title
+from tests.helpers import problem
 from tests.world import World, build_world
 
 
@@ -50,19 +55,18 @@ def served(
 
 @pytest.mark.committing
 class TestReadOnlyRequests:
-    def test_search_and_me_run_without_a_transaction_on_sqlite(
-        self, served: tuple[Any, World, list[tuple[str, bool]]], dialect: str
+    def test_search_and_me_run_without_a_transaction(
+        self, served: tuple[Any, World, list[tuple[str, bool]]]
     ) -> None:
-        # PostgreSQL keeps one transaction per request (see db.read_only_engine).
+        # SQLite: no BEGIN IMMEDIATE; PostgreSQL: autocommit (see db.read_only_engine).
         client, world, statements = served
-        expected_in_transaction = dialect == "postgresql"
         headers = world["developer_x"].headers
         for path in ("/api/v1/me", "/api/v1/titles?q=lantern", "/api/v1/titles"):
             statements.clear()
             response = client.get(path, headers=headers)
             assert response.status_code == 200, response.get_data(as_text=True)
             assert statements, "the request ran no statement"
-            assert all(s[1] == expected_in_transaction for s in statements), statements
+            assert not any(in_transaction for _, in_transaction in statements), statements
         items = client.get("/api/v1/titles?q=lantern", headers=headers).get_json()["items"]
         assert [i["name"] for i in items] == ["Lantern Bay"]
 
@@ -82,6 +86,8 @@ class TestReadOnlyRequests:
         self, served: tuple[Any, World, list[tuple[str, bool]]]
     ) -> None:
         client, world, statements = served
+        # After a read on the same pooled connection, which then ran in autocommit on PostgreSQL.
+        assert client.get("/api/v1/me", headers=world["studio_a"].headers).status_code == 200
         statements.clear()
         response = client.post(
             "/api/v1/titles",
@@ -91,6 +97,44 @@ class TestReadOnlyRequests:
         assert response.status_code == 201, response.get_data(as_text=True)
         writes = [s for s in statements if s[0] in ("INSERT", "UPDATE")]
         assert writes and all(in_transaction for _, in_transaction in writes), statements
+
+    @pytest.mark.parametrize("write", ["flush", "commit", "update"])
+    def test_a_read_only_handler_that_writes_fails_and_writes_nothing(
+        self,
+        served: tuple[Any, World, list[tuple[str, bool]]],
+        committing_engine: Engine,
+        write: str,
+    ) -> None:
+        client, world, _ = served
+        blueprint = Blueprint("writes_when_it_should_not", __name__)
+
+        @blueprint.get("/api/v1/test-read-only-write")
+        @read_only
+        def careless() -> Any:
+            if write == "update":
+                db().execute(update(Organization).values(name="Renamed"))
+            else:
+                db().add(Organization(name="Sneaked in", kind="studio"))
+                if write == "flush":
+                    db().flush()
+            return {"ok": True}  # "commit": the request's commit would flush the new row
+
+        client.application.register_blueprint(blueprint)
+        response = client.get("/api/v1/test-read-only-write", headers=world["studio_a"].headers)
+        problem(response, 500, "internal_error")
+        with committing_engine.connect() as conn:
+            names = set(conn.execute(text("SELECT name FROM organizations")).scalars())
+        assert "Sneaked in" not in names and "Renamed" not in names
+
+    def test_every_authenticated_get_is_read_only(self, app: Any) -> None:
+        # A new GET handler that must write (say, to audit a read) leaves this list on purpose.
+        gets = [
+            rule
+            for rule in app.url_map.iter_rules()
+            if "GET" in (rule.methods or ()) and not is_public_path(rule.rule)
+        ]
+        assert len(gets) > 25
+        assert [r.rule for r in gets if not is_read_only_view(app.view_functions[r.endpoint])] == []
 
     def test_sqlite_reads_do_not_wait_for_a_writer(
         self,
@@ -107,8 +151,13 @@ class TestReadOnlyRequests:
         writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long import would
         try:
             started = time.monotonic()
-            response = client.get("/api/v1/titles?q=lantern", headers=headers)
-            assert response.status_code == 200
+            found = client.get("/api/v1/titles?q=lantern", headers=headers)
+            assert found.status_code == 200
+            title = client.get(
+                f"/api/v1/titles/{found.get_json()['items'][0]['id']}", headers=headers
+            )
+            assert title.status_code == 200
+            assert client.get("/api/v1/contracts", headers=headers).status_code == 200
             assert time.monotonic() - started < 2  # not the 15 s busy timeout
         finally:
             writer.rollback()
