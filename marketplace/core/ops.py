@@ -9,19 +9,21 @@ from sqlalchemy import text
 
 from marketplace.core import metrics
 from marketplace.core.storage import StorageUnavailable
-from marketplace.core.web import db, state
+from marketplace.core.web import db, read_only, state
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ops", __name__)
 
 
 @bp.get("/healthz")
+@read_only
 def healthz() -> Response:
     """The process is up."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@read_only
 def readyz() -> tuple[Response, int]:
     """The database and the object store answer."""
     checks: dict[str, str] = {}
@@ -42,6 +44,7 @@ def readyz() -> tuple[Response, int]:
 
 
 @bp.get("/metrics")
+@read_only
 def prometheus() -> Response:
     """Prometheus exposition of request counts and latencies."""
     body, content_type = metrics.render()
