@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,8 @@ import orjson
 from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
 
@@ -93,6 +95,11 @@ def created_at_column() -> Mapped[datetime]:
     return mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
+# How long a SQLite writer waits for another's write lock (an import holds it while it runs)
+# before the request fails with 503 database_busy.
+SQLITE_BUSY_TIMEOUT_SECONDS = 15.0
+
+
 def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     # pysqlite's own transaction handling emits no BEGIN before SELECTs and breaks
     # SAVEPOINTs; take it over (SQLAlchemy's documented recipe) and emit BEGIN ourselves.
@@ -101,7 +108,7 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
+    cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
     cursor.close()
 
 
@@ -152,7 +159,7 @@ POSTGRES_SESSION_OPTIONS = "-c TimeZone=UTC -c max_parallel_workers_per_gather=0
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the per-dialect settings this service relies on."""
     if url.startswith("sqlite"):
-        kwargs.setdefault("connect_args", {}).setdefault("timeout", 15)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
         engine = create_engine(
             url, json_serializer=_json_dumps, json_deserializer=json_loads, **kwargs
         )
@@ -220,6 +227,40 @@ def json_loads(text: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+# SQLite's primary result codes for a lock another connection holds.
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# PostgreSQL SQLSTATEs (Appendix A) after which the same request may well succeed: a
+# serialization failure, a deadlock, lock_not_available (lock_timeout), query_canceled
+# (statement_timeout); and those of a server that cannot serve: class 08 (connection), too
+# many connections, shutting down, starting up.
+_PG_BUSY = ("40001", "40P01", "55P03", "57014")
+_PG_UNAVAILABLE = ("08", "53300", "57P01", "57P02", "57P03")
+
+
+def database_fault(exc: BaseException) -> str | None:
+    """`busy` for contention a retry may get past, `unavailable` for a database that cannot be
+    reached, None for every other error (a bug, which stays a 500)."""
+    if isinstance(exc, PoolTimeout):
+        return "busy"  # every pooled connection in use for pool_timeout seconds
+    if not isinstance(exc, DBAPIError):
+        return None
+    original = exc.orig
+    if isinstance(original, sqlite3.Error):
+        code = getattr(original, "sqlite_errorcode", None)
+        busy = code is not None and (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
+        return "busy" if busy else None
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is None:
+        # psycopg reports a connection that fails or is lost without a SQLSTATE.
+        lost = exc.connection_invalidated or type(original).__name__ == "OperationalError"
+        return "unavailable" if lost else None
+    if sqlstate in _PG_BUSY:
+        return "busy"
+    if sqlstate.startswith(_PG_UNAVAILABLE):
+        return "unavailable"
+    return None
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -70,6 +70,18 @@ class RateLimited(DomainError):
     status, code, title = 429, "rate_limited", "Too many requests"
 
 
+class DatabaseBusy(DomainError):
+    """Contention the database gave up on (a lock or pool wait, a deadlock): retry shortly."""
+
+    status, code, title = 503, "database_busy", "Database busy"
+
+
+class DatabaseUnavailable(DomainError):
+    """The database could not be reached, or is shutting down: retry later."""
+
+    status, code, title = 503, "database_unavailable", "Database unavailable"
+
+
 def problem_body(
     *,
     status: int,

@@ -19,8 +19,11 @@ from werkzeug.exceptions import HTTPException
 
 from config import Settings
 from marketplace.core import idempotency, metrics
+from marketplace.core.db import database_fault
 from marketplace.core.errors import (
     PROBLEM_CONTENT_TYPE,
+    DatabaseBusy,
+    DatabaseUnavailable,
     DomainError,
     IdempotencyConflict,
     RateLimited,
@@ -391,6 +394,9 @@ def render_unexpected(exc: BaseException) -> Response:
     if isinstance(exc, HTTPException) and exc.code and exc.code < 500:
         return render_http_exception(exc)
     original = getattr(exc, "original_exception", None) or exc
+    fault = database_fault(original)
+    if fault is not None:
+        return _render_database_fault(fault, original)
     log.error("unhandled error", exc_info=(type(original), original, original.__traceback__))
     # Never str(exc): internals (SQL, paths, secrets) stay in the log, tied by the request id.
     return problem_response(
@@ -399,6 +405,24 @@ def render_unexpected(exc: BaseException) -> Response:
         "Internal server error",
         f"an unexpected error occurred; quote request id {request_id()} to support",
     )
+
+
+def _render_database_fault(fault: str, exc: BaseException) -> Response:
+    """A 503 the client can retry: the request's transaction was rolled back whole."""
+    # The exception's text (SQL, host names) stays in the log, tied by the request id.
+    if fault == "busy":
+        log.warning("database busy", exc_info=(type(exc), exc, exc.__traceback__))
+        error: DomainError = DatabaseBusy(
+            "the database is busy; nothing was changed, retry in a moment",
+            headers={"Retry-After": "1"},
+        )
+    else:
+        log.error("database unavailable", exc_info=(type(exc), exc, exc.__traceback__))
+        error = DatabaseUnavailable(
+            "the database cannot be reached; nothing was changed, retry later",
+            headers={"Retry-After": "5"},
+        )
+    return render_domain_error(error)
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
