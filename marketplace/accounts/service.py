@@ -11,7 +11,7 @@ from marketplace.accounts import keys
 from marketplace.accounts.models import ApiKey, Organization, User
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
-from marketplace.core.db import utcnow
+from marketplace.core.db import unless_busy, utcnow
 from marketplace.core.errors import Conflict, Forbidden, NotFound
 
 # Writing last_used_at on every request would make every read a write; a minute is precise
@@ -36,6 +36,24 @@ _KEY_LOOKUP = (
 )
 
 
+# Bookkeeping never makes a request wait. On PostgreSQL the key's row may be locked by another
+# request of the same key until that one commits (an import's transaction holds it for as long
+# as the import runs): then this request leaves last_used_at to a later one. On SQLite,
+# core.db.unless_busy does the same for the database's write lock.
+_MARK_USED = (
+    update(ApiKey)
+    .where(
+        ApiKey.id.in_(
+            select(ApiKey.id)
+            .where(ApiKey.id == bindparam("key_id"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(last_used_at=bindparam("now"))
+)
+
+
 def authenticate(
     session: Session, raw_key: str, *, now: datetime | None = None
 ) -> Principal | None:
@@ -52,7 +70,8 @@ def authenticate(
         return None
     now = now or utcnow()
     if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
-        session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+        with unless_busy(session):
+            session.execute(_MARK_USED, {"key_id": key_id, "now": now})
     return Principal(user_id=user_id, organization_id=org_id, kind=kind, role=role, key_id=key_id)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ import orjson
 from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import JSON, TypeDecorator
@@ -227,6 +229,30 @@ def json_loads(text: str | bytes) -> Any:
         except orjson.JSONDecodeError:
             pass
     return json.loads(text)
+
+
+@contextlib.contextmanager
+def unless_busy(session: Session) -> Iterator[None]:
+    """Run the block's single bookkeeping write now, or skip it if it would wait (SQLite).
+
+    A SQLite session without a transaction of its own (read_only_engine) must take the write
+    lock to write, and another writer (an import) may hold it for minutes: the block then runs
+    without waiting, and is skipped, error and all, if the lock is taken. Within a transaction
+    the write lock is already held and the block runs as it is; on PostgreSQL the statement is
+    the one to say how it waits (FOR UPDATE SKIP LOCKED).
+    """
+    dbapi = session.connection().connection.dbapi_connection
+    if not isinstance(dbapi, sqlite3.Connection) or dbapi.in_transaction:
+        yield
+        return
+    dbapi.execute("PRAGMA busy_timeout=0")
+    try:
+        yield
+    except OperationalError as exc:
+        if database_fault(exc) != "busy":
+            raise
+    finally:
+        dbapi.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
 
 
 # SQLite's primary result codes for a lock another connection holds.

@@ -120,10 +120,12 @@ def read_only(handler: F) -> F:
     Each of its statements is then a transaction of its own: on SQLite without the write lock
     BEGIN IMMEDIATE takes, so such reads run side by side and beside a writer; on PostgreSQL
     without BEGIN's and COMMIT's round trips. Authentication's occasional last_used_at update
-    is one statement and still safe. Never for a handler that writes (an audit event, a
-    metered download): once the caller is authenticated, the request's session refuses to
-    flush or execute an INSERT, UPDATE or DELETE (ReadOnlyViolation, a 500), whichever engine
-    it is bound to, so that a write cannot be half-committed in autocommit.
+    is one statement, still safe, and skipped rather than waited for (accounts.service).
+
+    Never for a handler that writes (an audit event, a metered download): once the caller is
+    authenticated, the request's session refuses to flush or execute an INSERT, UPDATE or
+    DELETE (ReadOnlyViolation, a 500), whichever engine it is bound to, so that a write cannot
+    be half-committed in autocommit.
     """
     setattr(handler, _READ_ONLY, True)
     return handler

@@ -6,12 +6,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from flask import Blueprint
-from sqlalchemy import Engine, event, text, update
+from sqlalchemy import Engine, event, make_url, text, update
 from sqlalchemy.orm import Session
 
 from marketplace.accounts.models import Organization
@@ -238,3 +239,110 @@ def test_postgres_sessions_start_no_parallel_workers(engine: Engine, dialect: st
 )
 def test_times_are_shown_in_utc_with_a_z(value: datetime, shown: str) -> None:
     assert format_utc(value) == shown
+
+
+@pytest.mark.committing
+class TestBookkeepingNeverWaits:
+    """A key's last_used_at is skipped, not waited for, when a writer holds what it needs."""
+
+    @staticmethod
+    def _age_the_key(engine: Engine, world: World) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                text("UPDATE api_keys SET last_used_at = :old WHERE user_id = :u"),
+                {"old": datetime.now(UTC) - timedelta(hours=1), "u": world["studio_a"].user_id},
+            )
+
+    @staticmethod
+    def _last_used(engine: Engine, world: World) -> datetime:
+        with engine.connect() as conn:
+            value = conn.execute(
+                text("SELECT last_used_at FROM api_keys WHERE user_id = :u"),
+                {"u": world["studio_a"].user_id},
+            ).scalar_one()
+        assert value is not None
+        stamp = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)  # SQLite's text
+
+    def test_sqlite_reads_during_an_import_skip_it(
+        self,
+        committing_engine: Engine,
+        settings: Any,
+        storage: InMemoryStorage,
+        payments: Any,
+        database_url: str,
+        dialect: str,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        if dialect != "sqlite":
+            pytest.skip("SQLite's database-wide write lock")
+        monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_SECONDS", 3.0)
+        with Session(committing_engine, expire_on_commit=False) as session:
+            world = build_world(session)
+            session.commit()
+        self._age_the_key(committing_engine, world)
+        aged = self._last_used(committing_engine, world)
+        app = create_app(settings, storage=storage, payments=payments)
+        client = app.test_client()
+        engine = app.extensions["clearcut"].session_factory.kw["bind"]
+        writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        writer.execute("BEGIN IMMEDIATE")  # as an import holds it
+        try:
+            started = time.monotonic()
+            response = client.get("/api/v1/me", headers=world["studio_a"].headers)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            assert time.monotonic() - started < 1  # not the 3 s busy timeout
+        finally:
+            writer.rollback()
+            writer.close()
+        assert self._last_used(committing_engine, world) == aged  # skipped
+        with engine.connect() as conn:  # the pooled connection waits for locks again
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 3000
+        assert client.get("/api/v1/me", headers=world["studio_a"].headers).status_code == 200
+        assert self._last_used(committing_engine, world) > aged  # caught up
+        engine.dispose()
+
+    def test_postgres_requests_skip_a_key_row_another_request_holds(
+        self,
+        committing_engine: Engine,
+        settings: Any,
+        storage: InMemoryStorage,
+        payments: Any,
+        database_url: str,
+        dialect: str,
+    ) -> None:
+        if dialect != "postgresql":
+            pytest.skip("PostgreSQL's row locks")
+        with Session(committing_engine, expire_on_commit=False) as session:
+            world = build_world(session)
+            session.commit()
+        self._age_the_key(committing_engine, world)
+        aged = self._last_used(committing_engine, world)
+        # A lock timeout turns a wait into a failure (503) rather than a hung test.
+        url = make_url(database_url).update_query_dict(
+            {"options": "-c TimeZone=UTC -c lock_timeout=1000"}
+        )
+        app = create_app(
+            replace(settings, database_url=url.render_as_string(hide_password=False)),
+            storage=storage,
+            payments=payments,
+        )
+        client = app.test_client()
+        with committing_engine.connect() as import_request:
+            # An import of the same key: it marked the key used and runs on, uncommitted.
+            import_request.execute(
+                text("UPDATE api_keys SET last_used_at = now() WHERE user_id = :u"),
+                {"u": world["studio_a"].user_id},
+            )
+            for path in ("/api/v1/me", "/api/v1/titles"):
+                response = client.get(path, headers=world["studio_a"].headers)
+                assert response.status_code == 200, response.get_data(as_text=True)
+            created = client.post(  # a write, in a transaction
+                "/api/v1/titles",
+                json={"external_id": "during-import", "name": "During", "kind": "film"},
+                headers=world["studio_a"].headers,
+            )
+            assert created.status_code == 201, created.get_data(as_text=True)
+            import_request.rollback()
+        assert self._last_used(committing_engine, world) == aged
+        app.extensions["clearcut"].session_factory.kw["bind"].dispose()
