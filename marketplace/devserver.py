@@ -20,7 +20,7 @@ def _raise_exit(signum: int, frame: Any) -> NoReturn:
 
 def run_dev(settings: Settings, *, host: str, port: int) -> None:
     """Start SeaweedFS and localstripe (unless configured elsewhere), migrate, seed, serve."""
-    from werkzeug.serving import run_simple
+    from werkzeug.serving import make_server
 
     from marketplace import migrations
     from marketplace.app import create_app
@@ -31,7 +31,13 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
     # as ignored.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    # Bind the API's port first: taken, it fails now rather than after the servers start; held,
+    # the kernel cannot hand it to one of theirs (they take free ports as they start). Requests
+    # wait in the socket's backlog until the app below is ready.
+    app_when_ready = _AppWhenReady()
+    server = make_server(host, port, app_when_ready, threaded=True)
     with contextlib.ExitStack() as stack:
+        stack.callback(server.server_close)
         overrides: dict[str, Any] = {}
         if settings.s3_endpoint_url is None:
             click.echo("starting SeaweedFS (S3) ...", err=True)
@@ -67,8 +73,18 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
         migrations.upgrade(settings.database_url)
         app = create_app(settings)
         accounts = _seed(app)
+        app_when_ready.app = app
         _print_banner(settings, host, port, accounts)
-        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+        server.serve_forever()
+
+
+class _AppWhenReady:
+    """The WSGI app, set once the local servers run and the database is migrated and seeded."""
+
+    app: Any = None
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.app(environ, start_response)
 
 
 def _seed(app: Any) -> list[Any]:
