@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event
+from sqlalchemy import URL, DateTime, Engine, MetaData, String, create_engine, event, make_url
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
@@ -158,6 +158,18 @@ def read_only_engine(engine: Engine) -> Engine:
 POSTGRES_SESSION_OPTIONS = "-c TimeZone=UTC -c max_parallel_workers_per_gather=0"
 
 
+def _session_options(url: str) -> tuple[URL, str]:
+    """The URL without its libpq `options`, and ours followed by them: the URL's own settings
+    (`?options=-c lock_timeout=10s`, say) come last, so they win where both set a parameter,
+    and ours still apply where they do not."""
+    parsed = make_url(url)
+    own = parsed.query.get("options")
+    if not own:
+        return parsed, POSTGRES_SESSION_OPTIONS
+    own_text = own if isinstance(own, str) else " ".join(own)
+    return parsed.difference_update_query(["options"]), f"{POSTGRES_SESSION_OPTIONS} {own_text}"
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with the per-dialect settings this service relies on."""
     if url.startswith("sqlite"):
@@ -168,11 +180,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    if "options=" not in url:  # a URL's own libpq options win
-        kwargs.setdefault("connect_args", {}).setdefault("options", POSTGRES_SESSION_OPTIONS)
+    parsed, options = _session_options(url)
+    kwargs.setdefault("connect_args", {}).setdefault("options", options)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 10)
-    engine = create_engine(url, json_serializer=_json_dumps, json_deserializer=json_loads, **kwargs)
+    engine = create_engine(
+        parsed, json_serializer=_json_dumps, json_deserializer=json_loads, **kwargs
+    )
     event.listen(engine.pool, "checkout", functools.partial(_ping_if_idle, engine.dialect))
     event.listen(engine.pool, "checkin", _note_checkin)
     return engine

@@ -225,6 +225,29 @@ def test_postgres_sessions_start_no_parallel_workers(engine: Engine, dialect: st
     assert workers == "0"
 
 
+def test_a_urls_own_session_settings_join_ours_and_win(database_url: str, dialect: str) -> None:
+    if dialect != "postgresql":
+        pytest.skip("PostgreSQL's session settings")
+    own = "-c lock_timeout=1234 -c TimeZone=Europe/Paris"
+    url = make_url(database_url).update_query_dict({"options": own})
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            shown = {
+                name: conn.execute(text(f"SHOW {name}")).scalar()
+                for name in ("lock_timeout", "TimeZone", "max_parallel_workers_per_gather")
+            }
+            now = conn.execute(text("SELECT now()")).scalar()
+    finally:
+        engine.dispose()
+    assert shown == {
+        "lock_timeout": "1234ms",
+        "TimeZone": "Europe/Paris",  # the URL's, over ours
+        "max_parallel_workers_per_gather": "0",  # ours, which the URL does not set
+    }
+    assert now is not None and now.utcoffset() is not None
+
+
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
