@@ -190,7 +190,7 @@ def issue_upload(
             expires_in=ttl_seconds,
         )
     except StorageUnavailable as exc:  # signing is local for S3; a fake may still refuse
-        raise StorageUnavailableError("the object store is unavailable; retry later") from exc
+        raise StorageUnavailableError() from exc
     return Upload(
         url=url,
         expires_at=(now + timedelta(seconds=ttl_seconds)).replace(microsecond=0),
@@ -248,7 +248,7 @@ def verify_upload(asset: Asset, storage: ObjectStorage) -> None:
     try:
         info = storage.head(asset.storage_key)
     except StorageUnavailable as exc:
-        raise StorageUnavailableError("the object store is unavailable; retry later") from exc
+        raise StorageUnavailableError() from exc
     if info is None:
         raise UploadNotVerified(
             f"no object has been uploaded for asset {asset.id}: PUT the file to its upload URL "

@@ -21,6 +21,9 @@ class StorageUnavailableError(DomainError):
 
     status, code, title = 503, "storage_unavailable", "Object storage unavailable"
 
+    def __init__(self, detail: str = "the object store is unavailable; retry later") -> None:
+        super().__init__(detail, headers={"Retry-After": "5"})
+
 
 class NotCleared(DomainError):
     """Some titles are not cleared for the requested uses, territories and term.

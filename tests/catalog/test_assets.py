@@ -161,7 +161,7 @@ class TestComplete:
         storage.available = False
         with pytest.raises(StorageUnavailableError) as exc:
             assets.complete_asset(session, principal(world, "studio_a"), asset.id, storage=storage)
-        assert exc.value.status == 503
+        assert exc.value.status == 503 and exc.value.headers == {"Retry-After": "5"}
         assert asset.status == "pending"
 
     def test_the_declared_object_makes_it_ready_once(self, session: Session, world: World) -> None:
