@@ -145,6 +145,15 @@ def committing_engine(engine: Engine) -> Iterator[Engine]:
     truncate_all(engine)
 
 
+@pytest.fixture
+def committed_world(committing_engine: Engine) -> World:
+    """The six actors of `world`, committed, for tests whose app has its own connections."""
+    with Session(committing_engine, expire_on_commit=False) as session:
+        w = build_world(session)
+        session.commit()
+    return w
+
+
 def truncate_all(engine: Engine) -> None:
     from marketplace.audit.models import GENESIS_HASH, AuditChainHead
 

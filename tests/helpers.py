@@ -1,7 +1,10 @@
-"""Assertions shared by route tests."""
+"""Assertions and conditions shared by route tests."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -14,3 +17,15 @@ def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["status"] == status
     assert {"type", "title", "detail"} <= set(body)
     return body
+
+
+@contextlib.contextmanager
+def sqlite_write_lock_held(database_url: str) -> Iterator[None]:
+    """Hold a SQLite database's write lock from another connection, as a long import does."""
+    writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        writer.rollback()
+        writer.close()

@@ -18,8 +18,8 @@ from marketplace.app import create_app
 from marketplace.core import db as db_module
 from marketplace.core.db import database_fault
 from marketplace.core.storage import InMemoryStorage
-from tests.helpers import problem
-from tests.world import World, build_world
+from tests.helpers import problem, sqlite_write_lock_held
+from tests.world import World
 
 
 def _wrapped(original: BaseException) -> OperationalError:
@@ -57,16 +57,6 @@ def test_sqlites_lock_codes_are_busy() -> None:
     assert database_fault(_wrapped(locked)) == "busy"
 
 
-@pytest.fixture
-def seeded(committing_engine: Engine) -> World:
-    from sqlalchemy.orm import Session
-
-    with Session(committing_engine, expire_on_commit=False) as session:
-        world = build_world(session)
-        session.commit()
-    return world
-
-
 def _count_titles(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text("SELECT count(*) FROM titles")).scalar_one())
@@ -82,7 +72,7 @@ def _new_title(client: Any, world: World) -> Any:
 
 @pytest.mark.committing
 def test_a_write_that_meets_a_held_sqlite_lock_is_a_503(
-    seeded: World,
+    committed_world: World,
     committing_engine: Engine,
     settings: Any,
     storage: InMemoryStorage,
@@ -96,18 +86,15 @@ def test_a_write_that_meets_a_held_sqlite_lock_is_a_503(
     monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_SECONDS", 0.2)
     app = create_app(settings, storage=storage, payments=payments)
     client = app.test_client()
-    writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-    writer.execute("BEGIN IMMEDIATE")  # as an import holds it for as long as it runs
-    try:
-        response = _new_title(client, seeded)
-    finally:
-        writer.rollback()
-        writer.close()
+    with sqlite_write_lock_held(database_url):
+        response = _new_title(client, committed_world)
     body = problem(response, 503, "database_busy")
     assert response.headers["Retry-After"] == "1"
     assert "locked" not in body["detail"] and "INSERT" not in response.get_data(as_text=True)
     assert _count_titles(committing_engine) == 0
-    assert _new_title(client, seeded).status_code == 201  # the retry, once the lock is gone
+    assert (
+        _new_title(client, committed_world).status_code == 201
+    )  # the retry, once the lock is gone
     app.extensions["clearcut"].session_factory.kw["bind"].dispose()
 
 
@@ -125,7 +112,7 @@ def lock_timeout_url(database_url: str, dialect: str) -> str:
 
 @pytest.mark.committing
 def test_a_write_that_waits_past_postgres_lock_timeout_is_a_503(
-    seeded: World,
+    committed_world: World,
     committing_engine: Engine,
     settings: Any,
     storage: InMemoryStorage,
@@ -140,14 +127,14 @@ def test_a_write_that_waits_past_postgres_lock_timeout_is_a_503(
         # A new title's foreign key takes a share lock on its studio: held here, it waits.
         holder.execute(
             text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"),
-            {"id": seeded["studio_a"].org_id},
+            {"id": committed_world["studio_a"].org_id},
         )
-        response = _new_title(client, seeded)
+        response = _new_title(client, committed_world)
         holder.rollback()
     problem(response, 503, "database_busy")
     assert response.headers["Retry-After"] == "1"
     assert _count_titles(committing_engine) == 0
-    assert _new_title(client, seeded).status_code == 201
+    assert _new_title(client, committed_world).status_code == 201
     app.extensions["clearcut"].session_factory.kw["bind"].dispose()
 
 

@@ -3,7 +3,6 @@ connections recover."""
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,7 +22,7 @@ from marketplace.core.db import make_engine
 from marketplace.core.storage import InMemoryStorage
 from marketplace.core.web import db, is_read_only_view, read_only
 from tests.catalog.factories import make_title
-from tests.helpers import problem
+from tests.helpers import problem, sqlite_write_lock_held
 from tests.world import World, build_world
 
 
@@ -151,9 +150,7 @@ class TestReadOnlyRequests:
         client, world, _ = served
         headers = world["developer_x"].headers
         assert client.get("/api/v1/me", headers=headers).status_code == 200  # last_used_at set
-        writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-        writer.execute("BEGIN IMMEDIATE")  # holds the write lock, as a long import would
-        try:
+        with sqlite_write_lock_held(database_url):
             started = time.monotonic()
             found = client.get("/api/v1/titles?q=lantern", headers=headers)
             assert found.status_code == 200
@@ -165,9 +162,6 @@ class TestReadOnlyRequests:
             ready = client.get("/readyz")  # a readiness probe, during a long import
             assert ready.get_json()["checks"]["database"] == "ok"
             assert time.monotonic() - started < 2  # not the 15 s busy timeout
-        finally:
-            writer.rollback()
-            writer.close()
 
 
 @pytest.fixture
@@ -289,6 +283,7 @@ class TestBookkeepingNeverWaits:
 
     def test_sqlite_reads_during_an_import_skip_it(
         self,
+        committed_world: World,
         committing_engine: Engine,
         settings: Any,
         storage: InMemoryStorage,
@@ -300,24 +295,17 @@ class TestBookkeepingNeverWaits:
         if dialect != "sqlite":
             pytest.skip("SQLite's database-wide write lock")
         monkeypatch.setattr(db_module, "SQLITE_BUSY_TIMEOUT_SECONDS", 3.0)
-        with Session(committing_engine, expire_on_commit=False) as session:
-            world = build_world(session)
-            session.commit()
+        world = committed_world
         self._age_the_key(committing_engine, world)
         aged = self._last_used(committing_engine, world)
         app = create_app(settings, storage=storage, payments=payments)
         client = app.test_client()
         engine = app.extensions["clearcut"].session_factory.kw["bind"]
-        writer = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
-        writer.execute("BEGIN IMMEDIATE")  # as an import holds it
-        try:
+        with sqlite_write_lock_held(database_url):
             started = time.monotonic()
             response = client.get("/api/v1/me", headers=world["studio_a"].headers)
             assert response.status_code == 200, response.get_data(as_text=True)
             assert time.monotonic() - started < 1  # not the 3 s busy timeout
-        finally:
-            writer.rollback()
-            writer.close()
         assert self._last_used(committing_engine, world) == aged  # skipped
         with engine.connect() as conn:  # the pooled connection waits for locks again
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 3000
@@ -327,6 +315,7 @@ class TestBookkeepingNeverWaits:
 
     def test_postgres_requests_skip_a_key_row_another_request_holds(
         self,
+        committed_world: World,
         committing_engine: Engine,
         settings: Any,
         storage: InMemoryStorage,
@@ -336,9 +325,7 @@ class TestBookkeepingNeverWaits:
     ) -> None:
         if dialect != "postgresql":
             pytest.skip("PostgreSQL's row locks")
-        with Session(committing_engine, expire_on_commit=False) as session:
-            world = build_world(session)
-            session.commit()
+        world = committed_world
         self._age_the_key(committing_engine, world)
         aged = self._last_used(committing_engine, world)
         # A lock timeout turns a wait into a failure (503) rather than a hung test.
