@@ -153,7 +153,7 @@ def _refuse_dml(execute_state: ORMExecuteState) -> None:
 
 
 def _is_read_only_request() -> bool:
-    if request.method != "GET" or request.url_rule is None:
+    if request.method not in ("GET", "HEAD") or request.url_rule is None:
         return False
     from flask import current_app
 

@@ -61,9 +61,14 @@ class TestReadOnlyRequests:
         # SQLite: no BEGIN IMMEDIATE; PostgreSQL: autocommit (see db.read_only_engine).
         client, world, statements = served
         headers = world["developer_x"].headers
-        for path in ("/api/v1/me", "/api/v1/titles?q=lantern", "/api/v1/titles"):
+        for method, path in (
+            ("GET", "/api/v1/me"),
+            ("GET", "/api/v1/titles?q=lantern"),
+            ("GET", "/api/v1/titles"),
+            ("HEAD", "/api/v1/titles"),
+        ):
             statements.clear()
-            response = client.get(path, headers=headers)
+            response = client.open(path, method=method, headers=headers)
             assert response.status_code == 200, response.get_data(as_text=True)
             assert statements, "the request ran no statement"
             assert not any(in_transaction for _, in_transaction in statements), statements
