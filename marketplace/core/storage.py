@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import secrets
 import threading
 import time
 import urllib.error
@@ -25,8 +26,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 __all__ = [
     "CHECKSUM_HEADER",
+    "MAX_PARTS",
     "MAX_PRESIGN_SECONDS",
     "InMemoryStorage",
+    "MultipartRefused",
     "ObjectInfo",
     "ObjectStorage",
     "S3Storage",
@@ -47,6 +50,17 @@ _PING_TIMEOUT_SECONDS = 2.0
 
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
 
+#: S3's most parts in one multipart upload.
+MAX_PARTS = 10_000
+
+# What S3 says when it will not assemble an upload, in words for the uploader.
+_MULTIPART_REFUSALS = {
+    "InvalidPart": "a part was not uploaded, or its ETag is not the one the store gave",
+    "InvalidPartOrder": "the parts are not in ascending order",
+    "EntityTooSmall": "a part other than the last is smaller than the store allows (5 MiB)",
+    "NoSuchUpload": "the upload no longer exists (completed, aborted or expired)",
+}
+
 
 @dataclass(frozen=True)
 class ObjectInfo:
@@ -58,6 +72,15 @@ class ObjectInfo:
 
 class StorageUnavailable(Exception):
     """The object store could not be reached, or refused the request (never names credentials)."""
+
+
+class MultipartRefused(Exception):
+    """The store would not assemble a multipart upload: a part missing or not the one uploaded
+    (its ETag), parts too small, or the upload gone (completed, aborted or expired)."""
+
+    def __init__(self, message: str, *, upload_gone: bool = False) -> None:
+        super().__init__(message)
+        self.upload_gone = upload_gone
 
 
 @runtime_checkable
@@ -92,6 +115,30 @@ class ObjectStorage(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store data under key from the server side (seeding, tests), with its SHA-256."""
+        ...
+
+    # -- multipart uploads, for objects past one PUT's 5 GiB
+
+    def start_multipart(self, key: str) -> str:
+        """Start a multipart upload of key; return its upload id."""
+        ...
+
+    def multipart_alive(self, key: str, upload_id: str) -> bool:
+        """Whether the upload still takes parts (not completed, aborted or expired)."""
+        ...
+
+    def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, *, byte_size: int, expires_in: int
+    ) -> str:
+        """Return a URL accepting one PUT of part `part_number`, of exactly byte_size bytes.
+
+        The store answers the PUT with the part's `ETag`, which completing the upload needs.
+        """
+        ...
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Assemble the object from (part number, ETag) pairs, in order; MultipartRefused if the
+        store will not (a part missing or another than uploaded, too small, the upload gone)."""
         ...
 
 
@@ -135,6 +182,11 @@ def attachment_disposition(filename: str) -> str:
         return f'attachment; filename="{name}"'
     encoded = urllib.parse.quote(name, safe="")
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
+def _etag(data: bytes) -> str:
+    """A part's ETag as S3 gives it (the MD5 of its bytes), unquoted."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
 def _check_key(key: str) -> None:
@@ -245,6 +297,77 @@ class S3Storage:
         )
         return url
 
+    def start_multipart(self, key: str) -> str:
+        """Start a multipart upload of key; return its upload id."""
+        _check_key(key)
+        try:
+            response = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._unavailable("start_multipart", exc) from exc
+        upload_id: str = response["UploadId"]
+        return upload_id
+
+    def multipart_alive(self, key: str, upload_id: str) -> bool:
+        """Whether the upload still takes parts (not completed, aborted or expired)."""
+        _check_key(key)
+        try:
+            self._client.list_parts(Bucket=self.bucket, Key=key, UploadId=upload_id, MaxParts=1)
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":
+                return False
+            raise self._unavailable("list_parts", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("list_parts", exc) from exc
+        return True
+
+    def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, *, byte_size: int, expires_in: int
+    ) -> str:
+        """Return a URL accepting one PUT of part `part_number`, of exactly byte_size bytes.
+
+        `content-length` is signed, as for presign_put: a part of another length gets 403.
+        """
+        _check_key(key)
+        _check_expiry(expires_in)
+        if not 1 <= part_number <= MAX_PARTS or byte_size < 1:
+            raise ValueError("part_number must be 1..10000 and byte_size positive")
+        url: str = self._client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "UploadId": upload_id,
+                "PartNumber": part_number,
+                "ContentLength": byte_size,
+            },
+            ExpiresIn=expires_in,
+            HttpMethod="PUT",
+        )
+        return url
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Assemble the object from (part number, ETag) pairs; MultipartRefused if the store
+        will not."""
+        _check_key(key)
+        try:
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={
+                    "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+                },
+            )
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in _MULTIPART_REFUSALS:
+                raise MultipartRefused(
+                    _MULTIPART_REFUSALS[code], upload_gone=code == "NoSuchUpload"
+                ) from exc
+            raise self._unavailable("complete_multipart", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("complete_multipart", exc) from exc
+
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         """Return a download URL; with filename, the download is served as an attachment."""
         _check_key(key)
@@ -354,6 +477,8 @@ class InMemoryStorage:
         self.available = True
         self.fail_next_ping = False
         self.bucket_ensured = False
+        self.uploads: dict[str, tuple[str, dict[int, bytes]]] = {}  # id -> (key, parts)
+        self._assembled: set[str] = set()  # keys stored from parts: no whole-object SHA-256
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -400,6 +525,8 @@ class InMemoryStorage:
             data = self.objects.get(key)
         if data is None:
             return None
+        if key in self._assembled:  # as S3: a checksum of part checksums, not reported
+            return ObjectInfo(byte_size=len(data), sha256_hex=None)
         return ObjectInfo(byte_size=len(data), sha256_hex=hashlib.sha256(data).hexdigest())
 
     def ping(self) -> None:
@@ -420,6 +547,61 @@ class InMemoryStorage:
         self._check_available("put")
         with self._lock:
             self.objects[key] = bytes(data)
+            self._assembled.discard(key)
+
+    def start_multipart(self, key: str) -> str:
+        """Start a multipart upload of key; return its upload id."""
+        _check_key(key)
+        self._check_available("start_multipart")
+        upload_id = secrets.token_hex(16)
+        with self._lock:
+            self.uploads[upload_id] = (key, {})
+        return upload_id
+
+    def multipart_alive(self, key: str, upload_id: str) -> bool:
+        """Whether the upload still takes parts."""
+        self._check_available("list_parts")
+        with self._lock:
+            return self.uploads.get(upload_id, ("", {}))[0] == key
+
+    def presign_upload_part(
+        self, key: str, upload_id: str, part_number: int, *, byte_size: int, expires_in: int
+    ) -> str:
+        """Return a `memory://` URL accepting one PUT of this part, of exactly byte_size bytes."""
+        _check_key(key)
+        _check_expiry(expires_in)
+        if not 1 <= part_number <= MAX_PARTS or byte_size < 1:
+            raise ValueError("part_number must be 1..10000 and byte_size positive")
+        return self._url(
+            key,
+            {
+                "method": "PUT",
+                "upload": upload_id,
+                "part": str(part_number),
+                "size": str(byte_size),
+                "expires": str(int(self._clock()) + expires_in),
+            },
+        )
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Assemble the object as S3 does, refusing as S3 refuses."""
+        self._check_available("complete_multipart")
+        with self._lock:
+            owner, uploaded = self.uploads.get(upload_id, ("", {}))
+            if owner != key:
+                raise MultipartRefused(_MULTIPART_REFUSALS["NoSuchUpload"], upload_gone=True)
+            numbers = [number for number, _ in parts]
+            if numbers != sorted(set(numbers)):
+                raise MultipartRefused(_MULTIPART_REFUSALS["InvalidPartOrder"])
+            for number, etag in parts:
+                data = uploaded.get(number)
+                if data is None or _etag(data) != etag.strip('"'):
+                    raise MultipartRefused(_MULTIPART_REFUSALS["InvalidPart"])
+            if any(len(uploaded[number]) < 5 * 1024**2 for number in numbers[:-1]):
+                raise MultipartRefused(_MULTIPART_REFUSALS["EntityTooSmall"])
+            self.objects[key] = b"".join(uploaded[number] for number in numbers)
+            self._assembled.add(key)
+            del self.uploads[upload_id]
 
     # -- what an HTTP client holding a presigned URL would get
 
@@ -440,7 +622,7 @@ class InMemoryStorage:
         if not self.available:
             return 503
         parsed = self._parse(url, "PUT")
-        if parsed is None:
+        if parsed is None or "upload" in parsed[1]:
             return 403
         key, params = parsed
         sent = {name.lower(): value for name, value in (headers or {}).items()}
@@ -454,7 +636,25 @@ class InMemoryStorage:
             return 400  # BadDigest
         with self._lock:
             self.objects[key] = bytes(body)
+            self._assembled.discard(key)
         return 200
+
+    def simulate_put_part(self, url: str, body: bytes) -> tuple[int, str | None]:
+        """PUT a part to a presign_upload_part URL: the HTTP status and the ETag header."""
+        if not self.available:
+            return 503, None
+        parsed = self._parse(url, "PUT")
+        if parsed is None or "upload" not in parsed[1]:
+            return 403, None
+        key, params = parsed
+        if self._expired(params) or len(body) != int(params["size"]):
+            return 403, None
+        with self._lock:
+            owner, uploaded = self.uploads.get(params["upload"], ("", {}))
+            if owner != key:
+                return 404, None  # NoSuchUpload
+            uploaded[int(params["part"])] = bytes(body)
+        return 200, f'"{_etag(body)}"'
 
     def simulate_get(self, url: str) -> tuple[int, bytes, dict[str, str]]:
         """GET a presign_get URL: the HTTP status, body and headers the real store would give."""

@@ -19,6 +19,7 @@ from marketplace.core.devstack import SeaweedFS, free_port
 from marketplace.core.storage import (
     CHECKSUM_HEADER,
     InMemoryStorage,
+    MultipartRefused,
     ObjectInfo,
     ObjectStorage,
     S3Storage,
@@ -29,6 +30,7 @@ from marketplace.core.storage import (
 
 HttpPut = Callable[[str, bytes, Mapping[str, str]], int]
 HttpGet = Callable[[str], tuple[int, bytes, Mapping[str, str]]]
+PartPut = Callable[[str, bytes], tuple[int, str | None]]
 
 
 @dataclass
@@ -39,10 +41,16 @@ class Backend:
     http_put: HttpPut
     http_get: HttpGet
     elapse: Callable[[float], None]  # let this much time pass for URL expiry
+    put_part: PartPut  # PUT a part to its presigned URL: the status and the ETag
 
 
 def _requests_put(url: str, body: bytes, headers: Mapping[str, str]) -> int:
     return requests.put(url, data=body, headers=dict(headers), timeout=10).status_code
+
+
+def _requests_put_part(url: str, body: bytes) -> tuple[int, str | None]:
+    response = requests.put(url, data=body, timeout=30)
+    return response.status_code, response.headers.get("ETag")
 
 
 def _requests_get(url: str) -> tuple[int, bytes, Mapping[str, str]]:
@@ -65,10 +73,12 @@ class _Clock:
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "s3":
         storage: S3Storage = request.getfixturevalue("s3_storage")
-        return Backend(storage, _requests_put, _requests_get, time.sleep)
+        return Backend(storage, _requests_put, _requests_get, time.sleep, _requests_put_part)
     clock = _Clock()
     fake = InMemoryStorage("contract-test", clock=clock)
-    return Backend(fake, fake.simulate_put, fake.simulate_get, clock.advance)
+    return Backend(
+        fake, fake.simulate_put, fake.simulate_get, clock.advance, fake.simulate_put_part
+    )
 
 
 @pytest.fixture
@@ -293,3 +303,55 @@ def test_the_fake_simulates_an_outage() -> None:
 def test_the_fake_satisfies_the_protocol() -> None:
     assert isinstance(InMemoryStorage(), ObjectStorage)
     assert CHECKSUM_HEADER == "x-amz-checksum-sha256"
+
+
+# -- multipart uploads (objects past one PUT's 5 GiB; here, parts of S3's 5 MiB minimum)
+
+MIB = 1024**2
+
+
+def _upload_parts(backend: Backend, key: str, upload_id: str, parts: list[bytes]) -> list[str]:
+    etags = []
+    for number, data in enumerate(parts, start=1):
+        url = backend.storage.presign_upload_part(
+            key, upload_id, number, byte_size=len(data), expires_in=300
+        )
+        status, etag = backend.put_part(url, data)
+        assert status == 200 and etag
+        etags.append(etag)
+    return etags
+
+
+def test_parts_put_through_presigned_urls_make_one_object(backend: Backend, key: str) -> None:
+    parts = [b"a" * (5 * MIB), b"b" * (5 * MIB), b"c" * 1000]
+    upload_id = backend.storage.start_multipart(key)
+    assert backend.storage.multipart_alive(key, upload_id)
+    etags = _upload_parts(backend, key, upload_id, parts)
+    backend.storage.complete_multipart(
+        key, upload_id, [(1, etags[0]), (2, etags[1]), (3, etags[2])]
+    )
+    # The size; no SHA-256 of the whole (S3 keeps a checksum of the parts' checksums at most).
+    assert backend.storage.head(key) == ObjectInfo(byte_size=10 * MIB + 1000, sha256_hex=None)
+    assert not backend.storage.multipart_alive(key, upload_id)
+    status, body, _ = backend.http_get(backend.storage.presign_get(key, expires_in=60))
+    assert status == 200 and body == b"".join(parts)
+
+
+def test_a_part_of_another_length_is_refused(backend: Backend, key: str) -> None:
+    upload_id = backend.storage.start_multipart(key)
+    url = backend.storage.presign_upload_part(key, upload_id, 1, byte_size=100, expires_in=60)
+    assert backend.put_part(url, b"x" * 101)[0] == 403
+
+
+@pytest.mark.parametrize("fault", ["wrong etag", "small part", "gone"])
+def test_the_store_refuses_to_assemble_a_bad_upload(backend: Backend, key: str, fault: str) -> None:
+    first = b"a" * (10 if fault == "small part" else 5 * MIB)
+    upload_id = backend.storage.start_multipart(key)
+    etags = _upload_parts(backend, key, upload_id, [first, b"b" * 10])
+    if fault == "wrong etag":
+        etags[0] = '"0123456789abcdef0123456789abcdef"'
+    if fault == "gone":  # aborted or expired (completing twice is allowed, as on S3)
+        upload_id = "no-such-upload"
+    with pytest.raises(MultipartRefused) as refused:
+        backend.storage.complete_multipart(key, upload_id, [(1, etags[0]), (2, etags[1])])
+    assert refused.value.upload_gone == (fault == "gone")
