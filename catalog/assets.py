@@ -7,7 +7,11 @@ completing checks what the store then holds before the asset becomes `ready`.
 Decisions where API.md is silent:
 - The storage key is chosen by the server, under the studio's namespace:
   `studios/{studio_id}/titles/{title_id}/{asset_id}[/{sanitized filename}]`.
-- `byte_size` is 1 byte to 5 GiB, the most one presigned PUT may carry on S3.
+- `byte_size` is 1 byte to 5 TiB, S3's largest object. Up to 5 GiB, the most one presigned PUT
+  may carry, the bytes go up in one PUT (`upload.url`). Past it, in parts (`upload.multipart`):
+  `POST /assets/{id}/upload-parts` signs a URL per part (each of exactly its length), and
+  `POST /assets/{id}/complete` with every part's ETag has the store assemble them. The store
+  reports no SHA-256 of an object made of parts, so its size alone is checked.
 - Completing a `ready` asset again is a no-op answered with the asset (safe to retry).
 - Developers see only `ready` assets of titles they can see, never a storage key or an upload.
 """
@@ -30,24 +34,70 @@ from catalog.models import ASSET_KINDS, Asset, Title
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.db import utcnow
-from marketplace.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from marketplace.core.errors import (
+    Conflict,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+)
 from marketplace.core.ids import new_id
-from marketplace.core.storage import ObjectStorage, StorageUnavailable, upload_headers
+from marketplace.core.storage import (
+    MAX_PARTS,
+    MultipartRefused,
+    ObjectStorage,
+    StorageUnavailable,
+    upload_headers,
+)
 
-MAX_BYTE_SIZE = 5 * 1024**3  # S3's limit for a single PUT
+MAX_BYTE_SIZE = 5 * 1024**4  # S3's largest object
+SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # S3's limit for one PUT; larger assets go up in parts
+MIN_PART_SIZE = 64 * 1024**2  # parts of at least this (S3's own minimum is 5 MiB)
+MAX_PARTS_PER_REQUEST = 1000
 MAX_FILENAME_LENGTH = 120
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]+")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
-class Upload:
-    """Where and how to PUT an asset's bytes: the URL, its expiry, and the headers to send."""
+class Multipart:
+    """How an asset past one PUT is cut: every part `part_size` bytes but the last."""
 
-    url: str
-    expires_at: datetime
+    part_size: int
+    part_count: int
+
+    def part_bytes(self, byte_size: int, part_number: int) -> int:
+        if part_number < self.part_count:
+            return self.part_size
+        return byte_size - self.part_size * (self.part_count - 1)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Where and how to PUT an asset's bytes: the URL, its expiry, and the headers to send;
+    or, for an asset uploaded in parts, how to cut it (no URL: ask for the parts' URLs)."""
+
+    url: str | None
+    expires_at: datetime | None
     headers: dict[str, str]
     method: str = "PUT"
+    multipart: Multipart | None = None
+
+
+@dataclass(frozen=True)
+class PartUpload:
+    part_number: int
+    byte_size: int
+    url: str
+
+
+def multipart_for(byte_size: int) -> Multipart | None:
+    """The parts of an asset too large for one PUT (at most S3's 10,000); None otherwise."""
+    if byte_size <= SINGLE_PUT_MAX_BYTES:
+        return None
+    mib = 1024**2
+    part_size = max(MIN_PART_SIZE, -(-byte_size // MAX_PARTS // mib) * mib)
+    return Multipart(part_size=part_size, part_count=-(-byte_size // part_size))
 
 
 def sanitize_filename(filename: str | None) -> str | None:
@@ -180,8 +230,11 @@ def register_asset(
 def issue_upload(
     asset: Asset, storage: ObjectStorage, *, ttl_seconds: int, now: datetime | None = None
 ) -> Upload:
-    """Sign a PUT URL for a pending asset's exact size and SHA-256."""
+    """Sign a PUT URL for a pending asset's exact size and SHA-256 (or say how to cut it)."""
     now = now or utcnow()
+    multipart = multipart_for(asset.byte_size)
+    if multipart is not None:
+        return Upload(url=None, expires_at=None, headers={}, multipart=multipart)
     try:
         url = storage.presign_put(
             asset.storage_key,
@@ -198,6 +251,77 @@ def issue_upload(
     )
 
 
+def sign_upload_parts(
+    session: Session,
+    principal: Principal,
+    asset_id: str,
+    part_numbers: list[int],
+    *,
+    storage: ObjectStorage,
+    ttl_seconds: int,
+    now: datetime | None = None,
+) -> tuple[list[PartUpload], datetime]:
+    """Sign a PUT URL for each of these parts of a pending asset too large for one PUT,
+    starting the store's multipart upload first if it has none that still takes parts."""
+    asset = _managed_asset_locked(session, principal, asset_id, action="upload")
+    if asset.status != "pending":
+        raise InvalidState(f"asset {asset.id} is already ready")
+    multipart = multipart_for(asset.byte_size)
+    if multipart is None:
+        raise InvalidState(
+            f"asset {asset.id} goes up in one PUT, to its `upload.url`, not in parts"
+        )
+    wrong = [n for n in part_numbers if not 1 <= n <= multipart.part_count]
+    if wrong or len(set(part_numbers)) != len(part_numbers):
+        raise ValidationFailed(
+            "invalid part numbers",
+            errors={
+                "part_numbers": [f"Must be distinct numbers from 1 to {multipart.part_count}."]
+            },
+        )
+    now = now or utcnow()
+    try:
+        if asset.upload_id is None or not storage.multipart_alive(
+            asset.storage_key, asset.upload_id
+        ):
+            asset.upload_id = storage.start_multipart(asset.storage_key)
+            session.flush()
+        parts = [
+            PartUpload(
+                part_number=n,
+                byte_size=multipart.part_bytes(asset.byte_size, n),
+                url=storage.presign_upload_part(
+                    asset.storage_key,
+                    asset.upload_id,
+                    n,
+                    byte_size=multipart.part_bytes(asset.byte_size, n),
+                    expires_in=ttl_seconds,
+                ),
+            )
+            for n in part_numbers
+        ]
+    except StorageUnavailable as exc:
+        raise StorageUnavailableError() from exc
+    return parts, (now + timedelta(seconds=ttl_seconds)).replace(microsecond=0)
+
+
+def _managed_asset_locked(
+    session: Session, principal: Principal, asset_id: str, *, action: str
+) -> Asset:
+    """The asset, locked, if `principal` may manage it (NotFound if it cannot even see it)."""
+    asset = get_visible_asset(session, principal, asset_id)
+    if not can_manage(principal, asset.studio_id):
+        raise Forbidden(f"only the studio that owns this asset, or an operator, may {action} it")
+    # Locked, so two concurrent completions make one `asset.ready` event and one refresh, and
+    # two requests for part URLs start one multipart upload.
+    return session.scalars(
+        select(Asset)
+        .where(Asset.id == asset_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
 def get_visible_asset(session: Session, viewer: Principal, asset_id: str) -> Asset:
     """Return an asset `viewer` may see, or raise NotFound."""
     asset = session.scalars(visible_assets(viewer).where(Asset.id == asset_id)).one_or_none()
@@ -212,21 +336,22 @@ def complete_asset(
     asset_id: str,
     *,
     storage: ObjectStorage,
+    parts: list[tuple[int, str]] | None = None,
     now: datetime | None = None,
 ) -> Asset:
-    """Mark an asset ready once the store holds exactly the declared object."""
-    asset = get_visible_asset(session, principal, asset_id)
-    if not can_manage(principal, asset.studio_id):
-        raise Forbidden("only the studio that owns this asset, or an operator, may complete it")
-    # Locked, so two concurrent completions make one `asset.ready` event and one refresh.
-    asset = session.scalars(
-        select(Asset)
-        .where(Asset.id == asset_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
+    """Mark an asset ready once the store holds exactly the declared object; for an asset
+    uploaded in parts, have the store assemble `parts` ((number, ETag), every one) first."""
+    asset = _managed_asset_locked(session, principal, asset_id, action="complete")
     if asset.status == "ready":
         return asset
+    multipart = multipart_for(asset.byte_size)
+    if multipart is not None:
+        _assemble(asset, multipart, parts, storage)
+    elif parts:
+        raise ValidationFailed(
+            "this asset goes up in one PUT",
+            errors={"parts": ["Only for an asset uploaded in parts; send none."]},
+        )
     verify_upload(asset, storage)
     asset.status = "ready"
     asset.ready_at = now or utcnow()
@@ -241,6 +366,42 @@ def complete_asset(
         data={"title_id": asset.title_id, "byte_size": asset.byte_size, "sha256": asset.sha256},
     )
     return asset
+
+
+def _assemble(
+    asset: Asset,
+    multipart: Multipart,
+    parts: list[tuple[int, str]] | None,
+    storage: ObjectStorage,
+) -> None:
+    expected = list(range(1, multipart.part_count + 1))
+    if not parts or [number for number, _ in parts] != expected:
+        raise ValidationFailed(
+            "every part, in order",
+            errors={
+                "parts": [
+                    f"Must list parts 1 to {multipart.part_count} in order, each with its ETag."
+                ]
+            },
+        )
+    if asset.upload_id is None:
+        raise UploadNotVerified(
+            f"no upload in parts has been started for asset {asset.id}: ask for part URLs, "
+            "PUT every part, then complete it; the asset stays pending",
+            errors={"upload": ["No upload has been started."]},
+        )
+    try:
+        storage.complete_multipart(asset.storage_key, asset.upload_id, parts)
+    except MultipartRefused as exc:
+        again = " ask for part URLs again (a new upload)," if exc.upload_gone else ""
+        raise UploadNotVerified(
+            f"the store would not assemble the parts of asset {asset.id}: {exc};{again} "
+            "the asset stays pending",
+            errors={"parts": [f"{str(exc).capitalize()}."]},
+        ) from exc
+    except StorageUnavailable as exc:
+        raise StorageUnavailableError() from exc
+    asset.upload_id = None
 
 
 def verify_upload(asset: Asset, storage: ObjectStorage) -> None:

@@ -513,6 +513,9 @@ class Apply:
                 "id": asset_id,
                 **dict(zip(ASSET_FIELDS, wanted, strict=True)),
             }
+            if before[ASSET_CONTENT] != wanted[ASSET_CONTENT]:
+                # Another object: an upload in parts of the old one cannot make it.
+                change["upload_id"] = None
             if status == "ready":
                 self.refresh.update((old[0], title_id))
                 if before[ASSET_CONTENT] != wanted[ASSET_CONTENT]:

@@ -23,7 +23,10 @@ from typing import IO, Any
 
 import orjson
 
-from catalog.assets import sanitize_filename
+from catalog.assets import (
+    MAX_BYTE_SIZE,  # S3's largest object: masters go up in parts
+    sanitize_filename,
+)
 from catalog.codes import normalize_language, normalize_territory
 from catalog.coverage import ALL_USES, ATTRIBUTES
 from catalog.eidr import validate_eidr
@@ -52,9 +55,6 @@ Converter = Callable[[Any], Any]
 
 MAX_EXTERNAL_ID = 200
 MAX_STORAGE_KEY = 1024
-# S3's largest object. Masters of feature films pass the 5 GiB of one presigned PUT
-# (catalog.assets.MAX_BYTE_SIZE); a catalog still has to be able to list them.
-MAX_BYTE_SIZE = 5 * 1024**4
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Names sanitize_filename (catalog.assets) leaves as they are.

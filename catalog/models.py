@@ -119,6 +119,8 @@ class Asset(Base):
     status: Mapped[str] = mapped_column(String(10), nullable=False, default="pending")
     created_at: Mapped[datetime] = created_at_column()
     ready_at: Mapped[datetime | None] = mapped_column()
+    # The store's multipart upload, for an asset past one PUT's 5 GiB (migration 0013).
+    upload_id: Mapped[str | None] = mapped_column(String(1024))
 
 
 class RightsGrant(Base):

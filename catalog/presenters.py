@@ -70,13 +70,15 @@ class TitleFields(Protocol):
 
 class UploadLike(Protocol):
     @property
-    def url(self) -> str: ...
+    def url(self) -> str | None: ...
     @property
     def expires_at(self) -> Any: ...
     @property
     def headers(self) -> dict[str, str]: ...
     @property
     def method(self) -> str: ...
+    @property
+    def multipart(self) -> Any: ...
 
 
 def sees_everything(studio_id: str, viewer: Viewer) -> bool:
@@ -149,11 +151,15 @@ def present_titles(
 
 
 def present_upload(upload: UploadLike) -> dict[str, Any]:
+    parts = upload.multipart
     return {
         "url": upload.url,
         "method": upload.method,
         "expires_at": upload.expires_at,
         "headers": dict(upload.headers),
+        "multipart": None
+        if parts is None
+        else {"part_size": parts.part_size, "part_count": parts.part_count},
     }
 
 

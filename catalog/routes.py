@@ -20,6 +20,7 @@ from catalog.presenters import (
     present_title,
 )
 from catalog.schemas import (
+    AssetCompleteSchema,
     AssetCreateSchema,
     AssetPageSchema,
     AssetSchema,
@@ -41,6 +42,8 @@ from catalog.schemas import (
     TitleCreateSchema,
     TitleSchema,
     TitleUpdateSchema,
+    UploadPartsRequestSchema,
+    UploadPartsSchema,
 )
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import PageArgsSchema, ProblemSchema
@@ -160,15 +163,39 @@ class TitleAssets(MethodView):
         return {"items": items, "next_cursor": page.next_cursor}
 
 
+@blp.route("/assets/<asset_id>/upload-parts")
+class AssetUploadParts(MethodView):
+    @blp.arguments(UploadPartsRequestSchema())
+    @blp.response(200, UploadPartsSchema)
+    @problem(409, "`invalid_state`: the asset is ready, or goes up in one PUT.")
+    @problem(503, "`storage_unavailable`: the object store did not answer; retry.")
+    def post(self, body: dict[str, Any], asset_id: str) -> Any:
+        """Sign a PUT URL for each of these parts of an asset past 5 GiB (owner, operators)."""
+        parts, expires_at = assets.sign_upload_parts(
+            db(),
+            principal(),
+            asset_id,
+            body["part_numbers"],
+            storage=state().storage,
+            ttl_seconds=state().settings.upload_url_ttl_seconds,
+        )
+        return {"parts": parts, "expires_at": expires_at}
+
+
 @blp.route("/assets/<asset_id>/complete")
 class AssetComplete(MethodView):
+    @blp.arguments(AssetCompleteSchema(), required=False)
     @blp.response(200, AssetSchema)
     @problem(409, "`invalid_state`: no object uploaded, or not the declared size or SHA-256.")
     @problem(503, "`storage_unavailable`: the object store did not answer; retry.")
-    def post(self, asset_id: str) -> Any:
-        """Check the uploaded object (size, SHA-256) and mark the asset ready."""
+    def post(self, body: dict[str, Any], asset_id: str) -> Any:
+        """Check the uploaded object (size, SHA-256) and mark the asset ready; an asset
+        uploaded in parts sends every part's ETag, and the store assembles them first."""
         viewer = principal()
-        asset = assets.complete_asset(db(), viewer, asset_id, storage=state().storage)
+        parts = [(p["part_number"], p["etag"]) for p in (body or {}).get("parts") or []]
+        asset = assets.complete_asset(
+            db(), viewer, asset_id, storage=state().storage, parts=parts or None
+        )
         return present_asset(asset, viewer)
 
 

@@ -113,16 +113,73 @@ class TitleUpdateSchema(_TitleFieldsSchema):
 # ---------------------------------------------------------------------------------- assets
 
 
+class MultipartSchema(Schema):
+    part_size = ma.fields.Integer(metadata={"description": "Bytes of every part but the last."})
+    part_count = ma.fields.Integer()
+
+
 class UploadSchema(Schema):
-    url = ma.fields.String(metadata={"description": "Presigned URL accepting one PUT."})
+    url = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Presigned URL accepting one PUT; null for an asset past 5 GiB, "
+            "which goes up in parts (`multipart`)."
+        },
+    )
     method = ma.fields.String()
-    expires_at = UTCDateTime()
+    expires_at = UTCDateTime(allow_none=True)
     headers = ma.fields.Dict(
         keys=ma.fields.String(),
         values=ma.fields.String(),
         metadata={
             "description": "Headers the PUT must carry (besides Content-Length = byte_size)."
         },
+    )
+    multipart = ma.fields.Nested(
+        MultipartSchema,
+        allow_none=True,
+        metadata={
+            "description": "For an asset past 5 GiB: ask `POST /assets/{id}/upload-parts` for "
+            "the parts' URLs, PUT each, then complete with their ETags."
+        },
+    )
+
+
+class UploadPartsRequestSchema(Schema):
+    part_numbers = ma.fields.List(
+        ma.fields.Integer(strict=True),
+        required=True,
+        validate=ma.validate.Length(min=1, max=1000),
+        metadata={"description": "Parts to sign URLs for, from 1 to `multipart.part_count`."},
+    )
+
+
+class PartUploadSchema(Schema):
+    part_number = ma.fields.Integer()
+    byte_size = ma.fields.Integer(metadata={"description": "The part's exact length."})
+    url = ma.fields.String(
+        metadata={
+            "description": "Presigned URL accepting one PUT; its answer's ETag header "
+            "is what completing needs."
+        }
+    )
+
+
+class UploadPartsSchema(Schema):
+    parts = ma.fields.List(ma.fields.Nested(PartUploadSchema))
+    expires_at = UTCDateTime()
+
+
+class CompletedPartSchema(Schema):
+    part_number = ma.fields.Integer(required=True, strict=True)
+    etag = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+
+
+class AssetCompleteSchema(Schema):
+    parts = ma.fields.List(
+        ma.fields.Nested(CompletedPartSchema),
+        validate=ma.validate.Length(max=10_000),
+        metadata={"description": "For an asset uploaded in parts: every part, in order."},
     )
 
 

@@ -96,10 +96,11 @@ def a_title(visibility: str, **extra: Any) -> Target:
     return target
 
 
-def an_asset(status: str) -> Target:
+def an_asset(status: str, byte_size: int | None = None) -> Target:
     def target(ctx: Ctx, owner: str) -> dict[str, str]:
         title = make_title(ctx.session, ctx.world[owner].org_id, visibility="listed")
-        return {"asset_id": make_asset(ctx.session, title, status=status).id}
+        asset = make_asset(ctx.session, title, status=status, byte_size=byte_size)
+        return {"asset_id": asset.id}
 
     return target
 
@@ -254,6 +255,15 @@ ROUTES: list[Route] = [
         "/api/v1/assets/{asset_id}/complete",
         title_bound(409, "private", write=True),
         target=an_asset("pending"),
+    ),
+    # A pending master past one PUT: its part URLs, to those who may upload it; developers
+    # never see pending assets.
+    Route(
+        "POST",
+        "/api/v1/assets/{asset_id}/upload-parts",
+        title_bound(200, "private", write=True),
+        target=an_asset("pending", byte_size=6 * 1024**3),
+        body=fixed({"part_numbers": [1, 2]}),
     ),
     # rights
     Route(

@@ -88,7 +88,10 @@ def make_asset(
     duration_seconds: float | None = 3600.0,
     height: int | None = 1080,
     data: bytes | None = None,
+    byte_size: int | None = None,
 ) -> Asset:
+    """An asset of `data` (made up if None); `byte_size` declares a size with no bytes at all
+    (a master past one PUT, never uploaded)."""
     body = data if data is not None else f"asset {next(_counter)}".encode()
     asset_id = new_id("ast")
     asset = Asset(
@@ -97,7 +100,7 @@ def make_asset(
         studio_id=title.studio_id,
         kind=kind,
         storage_key=f"studios/{title.studio_id}/titles/{title.id}/{asset_id}",
-        byte_size=len(body),
+        byte_size=len(body) if byte_size is None else byte_size,
         sha256=hashlib.sha256(body).hexdigest(),
         duration_seconds=duration_seconds,
         height=height,

@@ -11,6 +11,7 @@ import requests
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from catalog import assets
 from config import Settings
 from marketplace.app import create_app
 from marketplace.core.storage import S3Storage
@@ -131,3 +132,47 @@ def test_a_store_object_of_another_size_is_refused(
     )
     assert list(body["errors"]) == ["byte_size"]
     assert status_of(s3_client, headers, film["id"], asset["id"]) == "pending"
+
+
+def test_an_asset_past_one_put_goes_up_in_parts_to_the_store(
+    s3_client: Any, world: World, s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # S3's thresholds lowered (5 GiB for one PUT, parts of 64 MiB here): 12 MiB in 5 MiB parts.
+    mib = 1024**2
+    monkeypatch.setattr(assets, "SINGLE_PUT_MAX_BYTES", 8 * mib)
+    monkeypatch.setattr(assets, "MIN_PART_SIZE", 5 * mib)
+    headers = world["studio_a"].headers
+    film = create(s3_client, headers, "/titles", {"external_id": "m", "kind": "film", "name": "M"})
+    data = os.urandom(12 * mib)
+    asset = register(s3_client, headers, film["id"], data)
+    assert asset["upload"]["multipart"] == {"part_size": 5 * mib, "part_count": 3}
+    path = f"{API}/assets/{asset['id']}"
+    numbers = {"part_numbers": [1, 2, 3]}
+    signed = s3_client.post(f"{path}/upload-parts", headers=headers, json=numbers)
+    assert signed.status_code == 200, signed.get_data(as_text=True)
+    parts = signed.get_json()["parts"]
+
+    # Each part URL carries its exact length: the store refuses another.
+    assert requests.put(parts[0]["url"], data=data[:100], timeout=30).status_code == 403
+    etags = []
+    for part in parts:
+        start = (part["part_number"] - 1) * 5 * mib
+        put = requests.put(part["url"], data=data[start : start + part["byte_size"]], timeout=60)
+        assert put.status_code == 200, put.text
+        etags.append(put.headers["ETag"])
+
+    listed = [{"part_number": n, "etag": e} for n, e in enumerate(etags, start=1)]
+    wrong = [*listed[:2], {"part_number": 3, "etag": etags[0]}]
+    problem(
+        s3_client.post(
+            f"{API}/assets/{asset['id']}/complete", headers=headers, json={"parts": wrong}
+        ),
+        409,
+        "invalid_state",
+    )
+    assert status_of(s3_client, headers, film["id"], asset["id"]) == "pending"
+    done = s3_client.post(f"{path}/complete", headers=headers, json={"parts": listed})
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.get_json()["status"] == "ready"
+    stored = requests.get(s3_storage.presign_get(asset["storage_key"], expires_in=60), timeout=60)
+    assert stored.status_code == 200 and stored.content == data

@@ -1,0 +1,208 @@
+"""Assets past one PUT go up in parts: part URLs on demand, completion with every part's ETag.
+
+The thresholds are lowered here (S3's are 5 GiB for one PUT and parts of at least 5 MiB): an
+asset of 12 MiB is cut into parts of 5, 5 and 2 MiB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import pytest
+
+from catalog import assets
+from marketplace.core.storage import InMemoryStorage
+from tests.catalog.factories import make_title
+from tests.helpers import problem
+from tests.world import World
+
+API = "/api/v1"
+MIB = 1024**2
+DATA = os.urandom(12 * MIB)
+
+
+@pytest.fixture(autouse=True)
+def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(assets, "SINGLE_PUT_MAX_BYTES", 8 * MIB)
+    monkeypatch.setattr(assets, "MIN_PART_SIZE", 5 * MIB)
+
+
+def register(client: Any, world: World, session: Any, data: bytes = DATA) -> dict[str, Any]:
+    title = make_title(session, world["studio_a"].org_id, visibility="listed")
+    session.commit()
+    response = client.post(
+        f"{API}/titles/{title.id}/assets",
+        headers=world["studio_a"].headers,
+        json={"kind": "video", "byte_size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    body: dict[str, Any] = response.get_json()
+    return body
+
+
+def part_urls(client: Any, world: World, asset_id: str, numbers: list[int]) -> Any:
+    return client.post(
+        f"{API}/assets/{asset_id}/upload-parts",
+        headers=world["studio_a"].headers,
+        json={"part_numbers": numbers},
+    )
+
+
+def put_parts(storage: InMemoryStorage, parts: list[dict[str, Any]], data: bytes) -> list[str]:
+    etags = []
+    for part in parts:
+        start = (part["part_number"] - 1) * 5 * MIB
+        status, etag = storage.simulate_put_part(
+            part["url"], data[start : start + part["byte_size"]]
+        )
+        assert status == 200 and etag is not None
+        etags.append(etag)
+    return etags
+
+
+def complete(client: Any, world: World, asset_id: str, parts: Any = None) -> Any:
+    return client.post(
+        f"{API}/assets/{asset_id}/complete",
+        headers=world["studio_a"].headers,
+        json={} if parts is None else {"parts": parts},
+    )
+
+
+def test_an_asset_past_one_put_goes_up_in_parts(
+    client: Any, world: World, session: Any, storage: InMemoryStorage
+) -> None:
+    asset = register(client, world, session)
+    assert asset["upload"]["url"] is None
+    assert asset["upload"]["multipart"] == {"part_size": 5 * MIB, "part_count": 3}
+    signed = part_urls(client, world, asset["id"], [1, 2, 3])
+    assert signed.status_code == 200, signed.get_data(as_text=True)
+    parts = signed.get_json()["parts"]
+    assert [(p["part_number"], p["byte_size"]) for p in parts] == [
+        (1, 5 * MIB),
+        (2, 5 * MIB),
+        (3, 2 * MIB),
+    ]
+    etags = put_parts(storage, parts, DATA)
+    done = complete(
+        client, world, asset["id"], [{"part_number": n, "etag": e} for n, e in enumerate(etags, 1)]
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.get_json()["status"] == "ready"
+    assert storage.objects[next(iter(storage.objects))] == DATA
+    assert storage.uploads == {}
+
+
+def test_part_urls_can_be_asked_for_a_few_at_a_time_on_one_upload(
+    client: Any, world: World, session: Any, storage: InMemoryStorage
+) -> None:
+    asset = register(client, world, session)
+    first = part_urls(client, world, asset["id"], [1]).get_json()["parts"]
+    rest = part_urls(client, world, asset["id"], [2, 3]).get_json()["parts"]
+    assert len(storage.uploads) == 1  # the second request used the same upload
+    etags = put_parts(storage, first + rest, DATA)
+    listed = [{"part_number": n, "etag": e} for n, e in enumerate(etags, 1)]
+    assert complete(client, world, asset["id"], listed).get_json()["status"] == "ready"
+
+
+def test_an_upload_the_store_dropped_is_started_again(
+    client: Any, world: World, session: Any, storage: InMemoryStorage
+) -> None:
+    asset = register(client, world, session)
+    part_urls(client, world, asset["id"], [1, 2, 3])
+    storage.uploads.clear()  # aborted or expired in the store
+    parts = part_urls(client, world, asset["id"], [1, 2, 3]).get_json()["parts"]
+    assert len(storage.uploads) == 1
+    etags = put_parts(storage, parts, DATA)
+    listed = [{"part_number": n, "etag": e} for n, e in enumerate(etags, 1)]
+    assert complete(client, world, asset["id"], listed).get_json()["status"] == "ready"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        None,  # none at all
+        [{"part_number": 1, "etag": "x"}, {"part_number": 2, "etag": "y"}],  # one missing
+        [{"part_number": n, "etag": "x"} for n in (2, 1, 3)],  # out of order
+    ],
+)
+def test_completing_needs_every_part_in_order(
+    client: Any, world: World, session: Any, parts: Any
+) -> None:
+    asset = register(client, world, session)
+    part_urls(client, world, asset["id"], [1, 2, 3])
+    body = problem(complete(client, world, asset["id"], parts), 422, "validation_error")
+    assert "parts" in body["errors"]
+
+
+def test_a_wrong_etag_leaves_the_asset_pending_until_the_right_ones_come(
+    client: Any, world: World, session: Any, storage: InMemoryStorage
+) -> None:
+    asset = register(client, world, session)
+    etags = put_parts(
+        storage, part_urls(client, world, asset["id"], [1, 2, 3]).get_json()["parts"], DATA
+    )
+    wrong = [{"part_number": n, "etag": '"0"'} for n in (1, 2, 3)]
+    body = problem(complete(client, world, asset["id"], wrong), 409, "invalid_state")
+    assert "pending" in body["detail"] and "parts" in body["errors"]
+    right = [{"part_number": n, "etag": e} for n, e in enumerate(etags, 1)]
+    assert complete(client, world, asset["id"], right).get_json()["status"] == "ready"
+
+
+def test_completing_before_any_part_url_was_asked_for_is_a_409(
+    client: Any, world: World, session: Any
+) -> None:
+    asset = register(client, world, session)
+    listed = [{"part_number": n, "etag": "x"} for n in (1, 2, 3)]
+    body = problem(complete(client, world, asset["id"], listed), 409, "invalid_state")
+    assert body["errors"] == {"upload": ["No upload has been started."]}
+
+
+@pytest.mark.parametrize("numbers", [[0], [4], [1, 1], []])
+def test_part_numbers_must_be_parts_of_the_asset(
+    client: Any, world: World, session: Any, numbers: list[int]
+) -> None:
+    asset = register(client, world, session)
+    problem(part_urls(client, world, asset["id"], numbers), 422, "validation_error")
+
+
+def test_an_asset_of_one_put_has_no_parts(
+    client: Any, world: World, session: Any, storage: InMemoryStorage
+) -> None:
+    small = os.urandom(1000)
+    asset = register(client, world, session, small)
+    assert asset["upload"]["url"] and asset["upload"]["multipart"] is None
+    problem(part_urls(client, world, asset["id"], [1]), 409, "invalid_state")
+    upload = asset["upload"]
+    assert storage.simulate_put(upload["url"], small, upload["headers"]) == 200
+    listed = [{"part_number": 1, "etag": "x"}]
+    problem(complete(client, world, asset["id"], listed), 422, "validation_error")
+    done = client.post(f"{API}/assets/{asset['id']}/complete", headers=world["studio_a"].headers)
+    assert done.status_code == 200 and done.get_json()["status"] == "ready"  # no body at all
+    problem(part_urls(client, world, asset["id"], [1]), 409, "invalid_state")  # ready
+
+
+def test_the_parts_of_the_largest_object_fit_s3s_limits() -> None:
+    # With S3's own thresholds: 5 TiB in at most 10,000 parts of at most 5 GiB.
+    largest = assets.multipart_for(assets.MAX_BYTE_SIZE)
+    assert largest is not None
+    assert largest.part_count <= 10_000 and largest.part_size <= 5 * 1024**3
+    assert largest.part_bytes(assets.MAX_BYTE_SIZE, largest.part_count) > 0
+    assert assets.multipart_for(assets.SINGLE_PUT_MAX_BYTES) is None
+
+
+def test_completing_with_a_json_content_type_and_no_body_still_works(
+    client: Any, world: World, session: Any, storage: InMemoryStorage
+) -> None:
+    # As `curl -X POST -H 'Content-Type: application/json'` sends it (the README's walkthrough).
+    small = os.urandom(1000)
+    asset = register(client, world, session, small)
+    upload = asset["upload"]
+    assert storage.simulate_put(upload["url"], small, upload["headers"]) == 200
+    done = client.post(
+        f"{API}/assets/{asset['id']}/complete",
+        headers={**world["studio_a"].headers, "Content-Type": "application/json"},
+        data=b"",
+    )
+    assert done.status_code == 200, done.get_data(as_text=True)
