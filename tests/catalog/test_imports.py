@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from catalog.assets import complete_asset
+from catalog.assets import complete_asset, sign_upload_parts
 from catalog.generate import generate_catalog, write_jsonl
 from catalog.import_parse import FIELDS
 from catalog.imports import import_catalog
@@ -674,6 +674,23 @@ class TestUpdates:
         run_import(session, world, "studio_a", jsonl([film("f")]))
         title = session.scalars(select(Title).execution_options(populate_existing=True)).one()
         assert (title.synopsis, title.visibility) == (None, "private")
+
+    def test_a_new_checksum_drops_an_upload_in_parts_of_the_old_object(
+        self, session: Session, world: World
+    ) -> None:
+        storage = InMemoryStorage("b")
+        master = asset("m", "f", byte_size=6 * 1024**3)  # past one PUT: it goes up in parts
+        run_import(session, world, "studio_a", jsonl([film("f"), master]))
+        video = session.scalars(select(Asset)).one()
+        sign_upload_parts(
+            session, principal_of(world, "studio_a"), video.id, [1], storage=storage, ttl_seconds=60
+        )
+        assert video.upload_id in storage.uploads
+        run_import(session, world, "studio_a", jsonl([film("f"), master]))  # unchanged
+        assert session.scalars(select(Asset.upload_id)).one() == video.upload_id
+        changed = master | {"sha256": "b" * 64}
+        run_import(session, world, "studio_a", jsonl([film("f"), changed]))
+        assert session.scalars(select(Asset.upload_id)).one() is None
 
     def test_a_new_checksum_sends_a_ready_asset_back_to_pending(
         self, session: Session, world: World
