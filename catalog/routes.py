@@ -189,8 +189,10 @@ class AssetComplete(MethodView):
     @problem(409, "`invalid_state`: no object uploaded, or not the declared size or SHA-256.")
     @problem(503, "`storage_unavailable`: the object store did not answer; retry.")
     def post(self, body: dict[str, Any], asset_id: str) -> Any:
-        """Check the uploaded object (size, SHA-256) and mark the asset ready; an asset
-        uploaded in parts sends every part's ETag, and the store assembles them first."""
+        """Check the uploaded object (size, SHA-256) and mark the asset ready.
+
+        An asset uploaded in parts sends every part's ETag, and the store assembles them first.
+        """
         viewer = principal()
         parts = [(p["part_number"], p["etag"]) for p in (body or {}).get("parts") or []]
         asset = assets.complete_asset(
