@@ -9,9 +9,10 @@ Decisions where API.md is silent:
   `studios/{studio_id}/titles/{title_id}/{asset_id}[/{sanitized filename}]`.
 - `byte_size` is 1 byte to 5 TiB, S3's largest object. Up to 5 GiB, the most one presigned PUT
   may carry, the bytes go up in one PUT (`upload.url`). Past it, in parts (`upload.multipart`):
-  `POST /assets/{id}/upload-parts` signs a URL per part (each of exactly its length), and
-  `POST /assets/{id}/complete` with every part's ETag has the store assemble them. The store
-  reports no SHA-256 of an object made of parts, so its size alone is checked.
+  `POST /assets/{id}/upload-parts` signs a URL per part, each for its exact length and the
+  SHA-256 of its bytes (the store refuses others, as for one PUT), and `POST
+  /assets/{id}/complete` with every part's ETag and SHA-256 has the store assemble them. The
+  store reports no SHA-256 of the whole object made of parts, so its size is checked then.
 - Completing a `ready` asset again is a no-op answered with the asset (safe to retry).
 - Developers see only `ready` assets of titles they can see, never a storage key or an upload.
 """
@@ -46,6 +47,7 @@ from marketplace.core.storage import (
     MAX_PARTS,
     MultipartRefused,
     ObjectStorage,
+    PartDone,
     StorageUnavailable,
     upload_headers,
 )
@@ -89,6 +91,7 @@ class PartUpload:
     part_number: int
     byte_size: int
     url: str
+    headers: dict[str, str]
 
 
 def multipart_for(byte_size: int) -> Multipart | None:
@@ -255,14 +258,15 @@ def sign_upload_parts(
     session: Session,
     principal: Principal,
     asset_id: str,
-    part_numbers: list[int],
+    parts: list[tuple[int, str]],
     *,
     storage: ObjectStorage,
     ttl_seconds: int,
     now: datetime | None = None,
 ) -> tuple[list[PartUpload], datetime]:
-    """Sign a PUT URL for each of these parts of a pending asset too large for one PUT,
-    starting the store's multipart upload first if it has none that still takes parts."""
+    """Sign a PUT URL for each of these parts ((number, SHA-256 of its bytes)) of a pending
+    asset too large for one PUT, starting the store's multipart upload first if it has none
+    that still takes parts. The store refuses a part of other bytes, as a single PUT's."""
     asset = _managed_asset_locked(session, principal, asset_id, action="upload")
     if asset.status != "pending":
         raise InvalidState(f"asset {asset.id} is already ready")
@@ -271,13 +275,12 @@ def sign_upload_parts(
         raise InvalidState(
             f"asset {asset.id} goes up in one PUT, to its `upload.url`, not in parts"
         )
+    part_numbers = [n for n, _ in parts]
     wrong = [n for n in part_numbers if not 1 <= n <= multipart.part_count]
     if wrong or len(set(part_numbers)) != len(part_numbers):
         raise ValidationFailed(
             "invalid part numbers",
-            errors={
-                "part_numbers": [f"Must be distinct numbers from 1 to {multipart.part_count}."]
-            },
+            errors={"parts": [f"Part numbers must be distinct, from 1 to {multipart.part_count}."]},
         )
     now = now or utcnow()
     try:
@@ -286,7 +289,7 @@ def sign_upload_parts(
         ):
             asset.upload_id = storage.start_multipart(asset.storage_key)
             session.flush()
-        parts = [
+        signed = [
             PartUpload(
                 part_number=n,
                 byte_size=multipart.part_bytes(asset.byte_size, n),
@@ -295,14 +298,16 @@ def sign_upload_parts(
                     asset.upload_id,
                     n,
                     byte_size=multipart.part_bytes(asset.byte_size, n),
+                    sha256_hex=sha256,
                     expires_in=ttl_seconds,
                 ),
+                headers=upload_headers(sha256),
             )
-            for n in part_numbers
+            for n, sha256 in parts
         ]
     except StorageUnavailable as exc:
         raise StorageUnavailableError() from exc
-    return parts, (now + timedelta(seconds=ttl_seconds)).replace(microsecond=0)
+    return signed, (now + timedelta(seconds=ttl_seconds)).replace(microsecond=0)
 
 
 def _managed_asset_locked(
@@ -336,11 +341,11 @@ def complete_asset(
     asset_id: str,
     *,
     storage: ObjectStorage,
-    parts: list[tuple[int, str]] | None = None,
+    parts: list[PartDone] | None = None,
     now: datetime | None = None,
 ) -> Asset:
     """Mark an asset ready once the store holds exactly the declared object; for an asset
-    uploaded in parts, have the store assemble `parts` ((number, ETag), every one) first."""
+    uploaded in parts, have the store assemble `parts` (every one, in order) first."""
     asset = _managed_asset_locked(session, principal, asset_id, action="complete")
     if asset.status == "ready":
         return asset
@@ -371,16 +376,17 @@ def complete_asset(
 def _assemble(
     asset: Asset,
     multipart: Multipart,
-    parts: list[tuple[int, str]] | None,
+    parts: list[PartDone] | None,
     storage: ObjectStorage,
 ) -> None:
     expected = list(range(1, multipart.part_count + 1))
-    if not parts or [number for number, _ in parts] != expected:
+    if not parts or [part.number for part in parts] != expected:
         raise ValidationFailed(
             "every part, in order",
             errors={
                 "parts": [
-                    f"Must list parts 1 to {multipart.part_count} in order, each with its ETag."
+                    f"Must list parts 1 to {multipart.part_count} in order, each with its ETag "
+                    "and SHA-256."
                 ]
             },
         )

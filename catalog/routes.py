@@ -49,6 +49,7 @@ from marketplace.accounts.principal import Principal
 from marketplace.core.api import PageArgsSchema, ProblemSchema
 from marketplace.core.errors import PROBLEM_CONTENT_TYPE
 from marketplace.core.pagination import Page, SortKey, paginate
+from marketplace.core.storage import PartDone
 from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint(
@@ -170,12 +171,15 @@ class AssetUploadParts(MethodView):
     @problem(409, "`invalid_state`: the asset is ready, or goes up in one PUT.")
     @problem(503, "`storage_unavailable`: the object store did not answer; retry.")
     def post(self, body: dict[str, Any], asset_id: str) -> Any:
-        """Sign a PUT URL for each of these parts of an asset past 5 GiB (owner, operators)."""
+        """Sign a PUT URL for each of these parts of an asset past 5 GiB (owner, operators).
+
+        Each URL takes exactly the part's length, and bytes of the SHA-256 given for it.
+        """
         parts, expires_at = assets.sign_upload_parts(
             db(),
             principal(),
             asset_id,
-            body["part_numbers"],
+            [(p["part_number"], p["sha256"].lower()) for p in body["parts"]],
             storage=state().storage,
             ttl_seconds=state().settings.upload_url_ttl_seconds,
         )
@@ -191,10 +195,13 @@ class AssetComplete(MethodView):
     def post(self, body: dict[str, Any], asset_id: str) -> Any:
         """Check the uploaded object (size, SHA-256) and mark the asset ready.
 
-        An asset uploaded in parts sends every part's ETag, and the store assembles them first.
+        An asset uploaded in parts sends every part's ETag and SHA-256; the store assembles them.
         """
         viewer = principal()
-        parts = [(p["part_number"], p["etag"]) for p in (body or {}).get("parts") or []]
+        parts = [
+            PartDone(p["part_number"], p["etag"], p["sha256"].lower())
+            for p in (body or {}).get("parts") or []
+        ]
         asset = assets.complete_asset(
             db(), viewer, asset_id, storage=state().storage, parts=parts or None
         )

@@ -140,17 +140,27 @@ class UploadSchema(Schema):
         allow_none=True,
         metadata={
             "description": "For an asset past 5 GiB: ask `POST /assets/{id}/upload-parts` for "
-            "the parts' URLs, PUT each, then complete with their ETags."
+            "the parts' URLs (one SHA-256 each), PUT each, then complete with their ETags."
         },
     )
 
 
+_HEX_SHA256 = ma.validate.Regexp(r"^[0-9a-fA-F]{64}$", error="Must be 64 hexadecimal digits.")
+
+
+class PartToSignSchema(Schema):
+    part_number = ma.fields.Integer(required=True, strict=True)
+    sha256 = ma.fields.String(
+        required=True, validate=_HEX_SHA256, metadata={"description": "Of the part's bytes."}
+    )
+
+
 class UploadPartsRequestSchema(Schema):
-    part_numbers = ma.fields.List(
-        ma.fields.Integer(strict=True),
+    parts = ma.fields.List(
+        ma.fields.Nested(PartToSignSchema),
         required=True,
         validate=ma.validate.Length(min=1, max=1000),
-        metadata={"description": "Parts to sign URLs for, from 1 to `multipart.part_count`."},
+        metadata={"description": "Parts to sign URLs for, numbered 1 to `multipart.part_count`."},
     )
 
 
@@ -159,9 +169,14 @@ class PartUploadSchema(Schema):
     byte_size = ma.fields.Integer(metadata={"description": "The part's exact length."})
     url = ma.fields.String(
         metadata={
-            "description": "Presigned URL accepting one PUT; its answer's ETag header "
-            "is what completing needs."
+            "description": "Presigned URL accepting one PUT of the part; the answer's ETag "
+            "header is what completing needs."
         }
+    )
+    headers = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "Headers the PUT must carry (its checksum)."},
     )
 
 
@@ -173,6 +188,7 @@ class UploadPartsSchema(Schema):
 class CompletedPartSchema(Schema):
     part_number = ma.fields.Integer(required=True, strict=True)
     etag = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    sha256 = ma.fields.String(required=True, validate=_HEX_SHA256)
 
 
 class AssetCompleteSchema(Schema):

@@ -263,7 +263,7 @@ ROUTES: list[Route] = [
         "/api/v1/assets/{asset_id}/upload-parts",
         title_bound(200, "private", write=True),
         target=an_asset("pending", byte_size=6 * 1024**3),
-        body=fixed({"part_numbers": [1, 2]}),
+        body=fixed({"parts": [{"part_number": n, "sha256": SHA} for n in (1, 2)]}),
     ),
     # rights
     Route(

@@ -32,6 +32,7 @@ __all__ = [
     "MultipartRefused",
     "ObjectInfo",
     "ObjectStorage",
+    "PartDone",
     "S3Storage",
     "StorageUnavailable",
     "attachment_disposition",
@@ -59,6 +60,8 @@ _MULTIPART_REFUSALS = {
     "InvalidPartOrder": "the parts are not in ascending order",
     "EntityTooSmall": "a part other than the last is smaller than the store allows (5 MiB)",
     "NoSuchUpload": "the upload no longer exists (completed, aborted or expired)",
+    "BadDigest": "a part's SHA-256 is not the one it was uploaded with",
+    "InvalidRequest": "a part's SHA-256 is missing",
 }
 
 
@@ -81,6 +84,15 @@ class MultipartRefused(Exception):
     def __init__(self, message: str, *, upload_gone: bool = False) -> None:
         super().__init__(message)
         self.upload_gone = upload_gone
+
+
+@dataclass(frozen=True)
+class PartDone:
+    """An uploaded part, as completing a multipart upload names it."""
+
+    number: int
+    etag: str
+    sha256_hex: str
 
 
 @runtime_checkable
@@ -128,17 +140,25 @@ class ObjectStorage(Protocol):
         ...
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, *, byte_size: int, expires_in: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        *,
+        byte_size: int,
+        sha256_hex: str,
+        expires_in: int,
     ) -> str:
-        """Return a URL accepting one PUT of part `part_number`, of exactly byte_size bytes.
+        """Return a URL accepting one PUT of part `part_number`: exactly byte_size bytes with
+        this SHA-256, sent as for presign_put (`upload_headers(sha256_hex)`).
 
         The store answers the PUT with the part's `ETag`, which completing the upload needs.
         """
         ...
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Assemble the object from (part number, ETag) pairs, in order; MultipartRefused if the
-        store will not (a part missing or another than uploaded, too small, the upload gone)."""
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartDone]) -> None:
+        """Assemble the object from its parts, in order; MultipartRefused if the store will not
+        (a part missing or another than uploaded, too small, the upload gone)."""
         ...
 
 
@@ -301,7 +321,10 @@ class S3Storage:
         """Start a multipart upload of key; return its upload id."""
         _check_key(key)
         try:
-            response = self._client.create_multipart_upload(Bucket=self.bucket, Key=key)
+            # Every part then carries its SHA-256, which the store checks against its bytes.
+            response = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ChecksumAlgorithm="SHA256"
+            )
         except (ClientError, BotoCoreError) as exc:
             raise self._unavailable("start_multipart", exc) from exc
         upload_id: str = response["UploadId"]
@@ -321,11 +344,18 @@ class S3Storage:
         return True
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, *, byte_size: int, expires_in: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        *,
+        byte_size: int,
+        sha256_hex: str,
+        expires_in: int,
     ) -> str:
-        """Return a URL accepting one PUT of part `part_number`, of exactly byte_size bytes.
+        """Return a URL accepting one PUT of part `part_number`: byte_size bytes, this SHA-256.
 
-        `content-length` is signed, as for presign_put: a part of another length gets 403.
+        Signed as presign_put's: another length or checksum header gets 403, other bytes 400.
         """
         _check_key(key)
         _check_expiry(expires_in)
@@ -339,15 +369,15 @@ class S3Storage:
                 "UploadId": upload_id,
                 "PartNumber": part_number,
                 "ContentLength": byte_size,
+                "ChecksumSHA256": sha256_hex_to_base64(sha256_hex),
             },
             ExpiresIn=expires_in,
             HttpMethod="PUT",
         )
         return url
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Assemble the object from (part number, ETag) pairs; MultipartRefused if the store
-        will not."""
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartDone]) -> None:
+        """Assemble the object from its parts; MultipartRefused if the store will not."""
         _check_key(key)
         try:
             self._client.complete_multipart_upload(
@@ -355,7 +385,14 @@ class S3Storage:
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={
-                    "Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]
+                    "Parts": [
+                        {
+                            "PartNumber": part.number,
+                            "ETag": part.etag,
+                            "ChecksumSHA256": sha256_hex_to_base64(part.sha256_hex),
+                        }
+                        for part in parts
+                    ]
                 },
             )
         except ClientError as exc:
@@ -565,9 +602,17 @@ class InMemoryStorage:
             return self.uploads.get(upload_id, ("", {}))[0] == key
 
     def presign_upload_part(
-        self, key: str, upload_id: str, part_number: int, *, byte_size: int, expires_in: int
+        self,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        *,
+        byte_size: int,
+        sha256_hex: str,
+        expires_in: int,
     ) -> str:
-        """Return a `memory://` URL accepting one PUT of this part, of exactly byte_size bytes."""
+        """Return a `memory://` URL accepting one PUT of this part: byte_size bytes, this
+        SHA-256."""
         _check_key(key)
         _check_expiry(expires_in)
         if not 1 <= part_number <= MAX_PARTS or byte_size < 1:
@@ -579,24 +624,27 @@ class InMemoryStorage:
                 "upload": upload_id,
                 "part": str(part_number),
                 "size": str(byte_size),
+                "sha256": _normalise_sha256_hex(sha256_hex),
                 "expires": str(int(self._clock()) + expires_in),
             },
         )
 
-    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+    def complete_multipart(self, key: str, upload_id: str, parts: list[PartDone]) -> None:
         """Assemble the object as S3 does, refusing as S3 refuses."""
         self._check_available("complete_multipart")
         with self._lock:
             owner, uploaded = self.uploads.get(upload_id, ("", {}))
             if owner != key:
                 raise MultipartRefused(_MULTIPART_REFUSALS["NoSuchUpload"], upload_gone=True)
-            numbers = [number for number, _ in parts]
+            numbers = [part.number for part in parts]
             if numbers != sorted(set(numbers)):
                 raise MultipartRefused(_MULTIPART_REFUSALS["InvalidPartOrder"])
-            for number, etag in parts:
-                data = uploaded.get(number)
-                if data is None or _etag(data) != etag.strip('"'):
+            for part in parts:
+                data = uploaded.get(part.number)
+                if data is None or _etag(data) != part.etag.strip('"'):
                     raise MultipartRefused(_MULTIPART_REFUSALS["InvalidPart"])
+                if hashlib.sha256(data).hexdigest() != _normalise_sha256_hex(part.sha256_hex):
+                    raise MultipartRefused(_MULTIPART_REFUSALS["BadDigest"])
             if any(len(uploaded[number]) < 5 * 1024**2 for number in numbers[:-1]):
                 raise MultipartRefused(_MULTIPART_REFUSALS["EntityTooSmall"])
             self.objects[key] = b"".join(uploaded[number] for number in numbers)
@@ -639,7 +687,9 @@ class InMemoryStorage:
             self._assembled.discard(key)
         return 200
 
-    def simulate_put_part(self, url: str, body: bytes) -> tuple[int, str | None]:
+    def simulate_put_part(
+        self, url: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, str | None]:
         """PUT a part to a presign_upload_part URL: the HTTP status and the ETag header."""
         if not self.available:
             return 503, None
@@ -647,8 +697,13 @@ class InMemoryStorage:
         if parsed is None or "upload" not in parsed[1]:
             return 403, None
         key, params = parsed
+        sent = {name.lower(): value for name, value in (headers or {}).items()}
         if self._expired(params) or len(body) != int(params["size"]):
             return 403, None
+        if sent.get(CHECKSUM_HEADER) != sha256_hex_to_base64(params["sha256"]):
+            return 403, None
+        if hashlib.sha256(body).hexdigest() != params["sha256"]:
+            return 400, None  # BadDigest
         with self._lock:
             owner, uploaded = self.uploads.get(params["upload"], ("", {}))
             if owner != key:

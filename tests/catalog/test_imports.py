@@ -682,8 +682,9 @@ class TestUpdates:
         master = asset("m", "f", byte_size=6 * 1024**3)  # past one PUT: it goes up in parts
         run_import(session, world, "studio_a", jsonl([film("f"), master]))
         video = session.scalars(select(Asset)).one()
+        studio = principal_of(world, "studio_a")
         sign_upload_parts(
-            session, principal_of(world, "studio_a"), video.id, [1], storage=storage, ttl_seconds=60
+            session, studio, video.id, [(1, "c" * 64)], storage=storage, ttl_seconds=60
         )
         assert video.upload_id in storage.uploads
         run_import(session, world, "studio_a", jsonl([film("f"), master]))  # unchanged

@@ -22,6 +22,7 @@ from marketplace.core.storage import (
     MultipartRefused,
     ObjectInfo,
     ObjectStorage,
+    PartDone,
     S3Storage,
     StorageUnavailable,
     attachment_disposition,
@@ -30,7 +31,7 @@ from marketplace.core.storage import (
 
 HttpPut = Callable[[str, bytes, Mapping[str, str]], int]
 HttpGet = Callable[[str], tuple[int, bytes, Mapping[str, str]]]
-PartPut = Callable[[str, bytes], tuple[int, str | None]]
+PartPut = Callable[[str, bytes, Mapping[str, str]], tuple[int, str | None]]
 
 
 @dataclass
@@ -48,8 +49,8 @@ def _requests_put(url: str, body: bytes, headers: Mapping[str, str]) -> int:
     return requests.put(url, data=body, headers=dict(headers), timeout=10).status_code
 
 
-def _requests_put_part(url: str, body: bytes) -> tuple[int, str | None]:
-    response = requests.put(url, data=body, timeout=30)
+def _requests_put_part(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, str | None]:
+    response = requests.put(url, data=body, headers=dict(headers), timeout=30)
     return response.status_code, response.headers.get("ETag")
 
 
@@ -310,48 +311,61 @@ def test_the_fake_satisfies_the_protocol() -> None:
 MIB = 1024**2
 
 
-def _upload_parts(backend: Backend, key: str, upload_id: str, parts: list[bytes]) -> list[str]:
-    etags = []
+def _part_url(backend: Backend, key: str, upload_id: str, number: int, data: bytes) -> str:
+    return backend.storage.presign_upload_part(
+        key, upload_id, number, byte_size=len(data), sha256_hex=_sha256(data), expires_in=300
+    )
+
+
+def _upload_parts(backend: Backend, key: str, upload_id: str, parts: list[bytes]) -> list[PartDone]:
+    done = []
     for number, data in enumerate(parts, start=1):
-        url = backend.storage.presign_upload_part(
-            key, upload_id, number, byte_size=len(data), expires_in=300
-        )
-        status, etag = backend.put_part(url, data)
+        url = _part_url(backend, key, upload_id, number, data)
+        status, etag = backend.put_part(url, data, upload_headers(_sha256(data)))
         assert status == 200 and etag
-        etags.append(etag)
-    return etags
+        done.append(PartDone(number, etag, _sha256(data)))
+    return done
 
 
 def test_parts_put_through_presigned_urls_make_one_object(backend: Backend, key: str) -> None:
     parts = [b"a" * (5 * MIB), b"b" * (5 * MIB), b"c" * 1000]
     upload_id = backend.storage.start_multipart(key)
     assert backend.storage.multipart_alive(key, upload_id)
-    etags = _upload_parts(backend, key, upload_id, parts)
     backend.storage.complete_multipart(
-        key, upload_id, [(1, etags[0]), (2, etags[1]), (3, etags[2])]
+        key, upload_id, _upload_parts(backend, key, upload_id, parts)
     )
-    # The size; no SHA-256 of the whole (S3 keeps a checksum of the parts' checksums at most).
+    # The size; no SHA-256 of the whole (S3 keeps a checksum of the parts' checksums).
     assert backend.storage.head(key) == ObjectInfo(byte_size=10 * MIB + 1000, sha256_hex=None)
     assert not backend.storage.multipart_alive(key, upload_id)
     status, body, _ = backend.http_get(backend.storage.presign_get(key, expires_in=60))
     assert status == 200 and body == b"".join(parts)
 
 
-def test_a_part_of_another_length_is_refused(backend: Backend, key: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "status"), [("another length", 403), ("other bytes", 400), ("no checksum", 403)]
+)
+def test_a_part_not_as_signed_is_refused(
+    backend: Backend, key: str, fault: str, status: int
+) -> None:
+    data = b"x" * 100
     upload_id = backend.storage.start_multipart(key)
-    url = backend.storage.presign_upload_part(key, upload_id, 1, byte_size=100, expires_in=60)
-    assert backend.put_part(url, b"x" * 101)[0] == 403
+    url = _part_url(backend, key, upload_id, 1, data)
+    headers = upload_headers(_sha256(data))
+    body = {"another length": data + b"x", "other bytes": b"y" * 100}.get(fault, data)
+    assert backend.put_part(url, body, {} if fault == "no checksum" else headers)[0] == status
 
 
-@pytest.mark.parametrize("fault", ["wrong etag", "small part", "gone"])
+@pytest.mark.parametrize("fault", ["wrong etag", "wrong sha256", "small part", "gone"])
 def test_the_store_refuses_to_assemble_a_bad_upload(backend: Backend, key: str, fault: str) -> None:
     first = b"a" * (10 if fault == "small part" else 5 * MIB)
     upload_id = backend.storage.start_multipart(key)
-    etags = _upload_parts(backend, key, upload_id, [first, b"b" * 10])
+    done = _upload_parts(backend, key, upload_id, [first, b"b" * 10])
     if fault == "wrong etag":
-        etags[0] = '"0123456789abcdef0123456789abcdef"'
+        done[0] = PartDone(1, '"0123456789abcdef0123456789abcdef"', done[0].sha256_hex)
+    if fault == "wrong sha256":
+        done[1] = PartDone(2, done[1].etag, _sha256(b"c" * 10))
     if fault == "gone":  # aborted or expired (completing twice is allowed, as on S3)
         upload_id = "no-such-upload"
     with pytest.raises(MultipartRefused) as refused:
-        backend.storage.complete_multipart(key, upload_id, [(1, etags[0]), (2, etags[1])])
+        backend.storage.complete_multipart(key, upload_id, done)
     assert refused.value.upload_gone == (fault == "gone")

@@ -144,29 +144,33 @@ def test_an_asset_past_one_put_goes_up_in_parts_to_the_store(
     headers = world["studio_a"].headers
     film = create(s3_client, headers, "/titles", {"external_id": "m", "kind": "film", "name": "M"})
     data = os.urandom(12 * mib)
+    chunks = [data[i : i + 5 * mib] for i in range(0, len(data), 5 * mib)]
+    sha = [hashlib.sha256(c).hexdigest() for c in chunks]
     asset = register(s3_client, headers, film["id"], data)
     assert asset["upload"]["multipart"] == {"part_size": 5 * mib, "part_count": 3}
     path = f"{API}/assets/{asset['id']}"
-    numbers = {"part_numbers": [1, 2, 3]}
-    signed = s3_client.post(f"{path}/upload-parts", headers=headers, json=numbers)
+    wanted = {"parts": [{"part_number": n, "sha256": sha[n - 1]} for n in (1, 2, 3)]}
+    signed = s3_client.post(f"{path}/upload-parts", headers=headers, json=wanted)
     assert signed.status_code == 200, signed.get_data(as_text=True)
     parts = signed.get_json()["parts"]
 
-    # Each part URL carries its exact length: the store refuses another.
-    assert requests.put(parts[0]["url"], data=data[:100], timeout=30).status_code == 403
-    etags = []
-    for part in parts:
-        start = (part["part_number"] - 1) * 5 * mib
-        put = requests.put(part["url"], data=data[start : start + part["byte_size"]], timeout=60)
-        assert put.status_code == 200, put.text
-        etags.append(put.headers["ETag"])
+    # Each part URL carries its exact length and SHA-256: the store refuses anything else.
+    def put(part: dict[str, Any], body: bytes) -> requests.Response:
+        return requests.put(part["url"], data=body, headers=part["headers"], timeout=60)
 
-    listed = [{"part_number": n, "etag": e} for n, e in enumerate(etags, start=1)]
-    wrong = [*listed[:2], {"part_number": 3, "etag": etags[0]}]
+    assert put(parts[0], chunks[0][:100]).status_code == 403
+    assert put(parts[0], b"x" + chunks[0][1:]).status_code == 400
+    listed = []
+    for part, body, digest in zip(parts, chunks, sha, strict=True):
+        answer = put(part, body)
+        assert answer.status_code == 200, answer.text
+        listed.append(
+            {"part_number": part["part_number"], "etag": answer.headers["ETag"], "sha256": digest}
+        )
+
+    wrong = [*listed[:2], {**listed[2], "etag": listed[0]["etag"]}]
     problem(
-        s3_client.post(
-            f"{API}/assets/{asset['id']}/complete", headers=headers, json={"parts": wrong}
-        ),
+        s3_client.post(f"{path}/complete", headers=headers, json={"parts": wrong}),
         409,
         "invalid_state",
     )
