@@ -300,15 +300,28 @@ class S3Storage:
         (`upload_headers(sha256_hex)`); any Content-Type is accepted. Another length or a
         missing/different checksum header gets 403; other bytes of the right length get 400.
         """
-        _check_key(key)
-        _check_expiry(expires_in)
         if byte_size < 0:
             raise ValueError("byte_size must not be negative")
+        return self._presign_upload("put_object", key, byte_size, sha256_hex, expires_in)
+
+    def _presign_upload(
+        self,
+        operation: str,
+        key: str,
+        byte_size: int,
+        sha256_hex: str,
+        expires_in: int,
+        **params: Any,
+    ) -> str:
+        """A PUT URL with the body's length and SHA-256 signed in (an object or a part)."""
+        _check_key(key)
+        _check_expiry(expires_in)
         url: str = self._client.generate_presigned_url(
-            "put_object",
+            operation,
             Params={
                 "Bucket": self.bucket,
                 "Key": key,
+                **params,
                 "ContentLength": byte_size,
                 "ChecksumSHA256": sha256_hex_to_base64(sha256_hex),
             },
@@ -357,24 +370,17 @@ class S3Storage:
 
         Signed as presign_put's: another length or checksum header gets 403, other bytes 400.
         """
-        _check_key(key)
-        _check_expiry(expires_in)
         if not 1 <= part_number <= MAX_PARTS or byte_size < 1:
             raise ValueError("part_number must be 1..10000 and byte_size positive")
-        url: str = self._client.generate_presigned_url(
+        return self._presign_upload(
             "upload_part",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "UploadId": upload_id,
-                "PartNumber": part_number,
-                "ContentLength": byte_size,
-                "ChecksumSHA256": sha256_hex_to_base64(sha256_hex),
-            },
-            ExpiresIn=expires_in,
-            HttpMethod="PUT",
+            key,
+            byte_size,
+            sha256_hex,
+            expires_in,
+            UploadId=upload_id,
+            PartNumber=part_number,
         )
-        return url
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[PartDone]) -> None:
         """Assemble the object from its parts; MultipartRefused if the store will not."""
@@ -665,6 +671,20 @@ class InMemoryStorage:
     def _expired(self, params: Mapping[str, str]) -> bool:
         return self._clock() > int(params.get("expires", "0"))
 
+    def _refusal(
+        self, params: Mapping[str, str], body: bytes, headers: Mapping[str, str] | None
+    ) -> int | None:
+        """The status the store refuses a signed PUT with, or None if it takes the body."""
+        sent = {name.lower(): value for name, value in (headers or {}).items()}
+        # Length and checksum header are part of the signature: a mismatch is a bad signature.
+        if self._expired(params) or len(body) != int(params["size"]):
+            return 403
+        if sent.get(CHECKSUM_HEADER) != sha256_hex_to_base64(params["sha256"]):
+            return 403
+        if hashlib.sha256(body).hexdigest() != params["sha256"]:
+            return 400  # BadDigest
+        return None
+
     def simulate_put(self, url: str, body: bytes, headers: Mapping[str, str] | None = None) -> int:
         """PUT body to a presign_put URL and return the HTTP status the real store would give."""
         if not self.available:
@@ -673,15 +693,9 @@ class InMemoryStorage:
         if parsed is None or "upload" in parsed[1]:
             return 403
         key, params = parsed
-        sent = {name.lower(): value for name, value in (headers or {}).items()}
-        expected_checksum = sha256_hex_to_base64(params["sha256"])
-        # Length and checksum header are part of the signature: a mismatch is a bad signature.
-        if self._expired(params) or len(body) != int(params["size"]):
-            return 403
-        if sent.get(CHECKSUM_HEADER) != expected_checksum:
-            return 403
-        if hashlib.sha256(body).hexdigest() != params["sha256"]:
-            return 400  # BadDigest
+        refused = self._refusal(params, body, headers)
+        if refused is not None:
+            return refused
         with self._lock:
             self.objects[key] = bytes(body)
             self._assembled.discard(key)
@@ -697,13 +711,9 @@ class InMemoryStorage:
         if parsed is None or "upload" not in parsed[1]:
             return 403, None
         key, params = parsed
-        sent = {name.lower(): value for name, value in (headers or {}).items()}
-        if self._expired(params) or len(body) != int(params["size"]):
-            return 403, None
-        if sent.get(CHECKSUM_HEADER) != sha256_hex_to_base64(params["sha256"]):
-            return 403, None
-        if hashlib.sha256(body).hexdigest() != params["sha256"]:
-            return 400, None  # BadDigest
+        refused = self._refusal(params, body, headers)
+        if refused is not None:
+            return refused, None
         with self._lock:
             owner, uploaded = self.uploads.get(params["upload"], ("", {}))
             if owner != key:
