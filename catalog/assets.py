@@ -12,7 +12,8 @@ Decisions where API.md is silent:
   `POST /assets/{id}/upload-parts` signs a URL per part, each for its exact length and the
   SHA-256 of its bytes (the store refuses others, as for one PUT), and `POST
   /assets/{id}/complete` with every part's ETag and SHA-256 has the store assemble them. The
-  store reports no SHA-256 of the whole object made of parts, so its size is checked then.
+  store reports no SHA-256 of the whole object made of parts, so its size is checked then, and
+  `sha256_verified_at` stays empty until `catalog.checksums` has read the object back.
 - Completing a `ready` asset again is a no-op answered with the asset (safe to retry).
 - Developers see only `ready` assets of titles they can see, never a storage key or an upload.
 """
@@ -357,9 +358,11 @@ def complete_asset(
             "this asset goes up in one PUT",
             errors={"parts": ["Only for an asset uploaded in parts; send none."]},
         )
-    verify_upload(asset, storage)
+    sha256_checked = verify_upload(asset, storage)
     asset.status = "ready"
     asset.ready_at = now or utcnow()
+    # An object made of parts: its SHA-256 is checked later (catalog.checksums).
+    asset.sha256_verified_at = asset.ready_at if sha256_checked else None
     session.flush()
     refresh_title_media(session, asset.title_id)
     record_event(
@@ -368,7 +371,12 @@ def complete_asset(
         "asset.ready",
         object_id=asset.id,
         organization_id=asset.studio_id,
-        data={"title_id": asset.title_id, "byte_size": asset.byte_size, "sha256": asset.sha256},
+        data={
+            "title_id": asset.title_id,
+            "byte_size": asset.byte_size,
+            "sha256": asset.sha256,
+            "sha256_verified": sha256_checked,
+        },
     )
     return asset
 
@@ -410,8 +418,9 @@ def _assemble(
     asset.upload_id = None
 
 
-def verify_upload(asset: Asset, storage: ObjectStorage) -> None:
-    """Raise UploadNotVerified unless the store holds the declared size (and SHA-256 if known)."""
+def verify_upload(asset: Asset, storage: ObjectStorage) -> bool:
+    """Raise UploadNotVerified unless the store holds the declared size (and SHA-256 if known);
+    return whether the store reported the object's SHA-256 (then it is the declared one)."""
     try:
         info = storage.head(asset.storage_key)
     except StorageUnavailable as exc:
@@ -428,11 +437,14 @@ def verify_upload(asset: Asset, storage: ObjectStorage) -> None:
             f"{asset.byte_size}; upload the declared file again; the asset stays pending",
             errors={"byte_size": [f"Stored object is {info.byte_size} bytes."]},
         )
-    # A store that reports no checksum (e.g. a multipart upload) is trusted on size alone;
-    # the presigned PUT already made it refuse other bytes.
-    if info.sha256_hex is not None and info.sha256_hex != asset.sha256:
+    # A store that reports no checksum of the whole object (one made of parts) is trusted on
+    # size here, each part's bytes having been checked; catalog.checksums reads it back later.
+    if info.sha256_hex is None:
+        return False
+    if info.sha256_hex != asset.sha256:
         raise UploadNotVerified(
             f"the stored object's SHA-256 differs from the one asset {asset.id} declares; "
             "upload the declared file again; the asset stays pending",
             errors={"sha256": ["Stored object has another SHA-256."]},
         )
+    return True

@@ -514,8 +514,9 @@ class Apply:
                 **dict(zip(ASSET_FIELDS, wanted, strict=True)),
             }
             if before[ASSET_CONTENT] != wanted[ASSET_CONTENT]:
-                # Another object: an upload in parts of the old one cannot make it.
-                change["upload_id"] = None
+                # Another object: an upload in parts of the old one cannot make it, and the
+                # old one's checked SHA-256 says nothing of it.
+                change.update(upload_id=None, sha256_verified_at=None)
             if status == "ready":
                 self.refresh.update((old[0], title_id))
                 if before[ASSET_CONTENT] != wanted[ASSET_CONTENT]:

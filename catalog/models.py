@@ -121,6 +121,10 @@ class Asset(Base):
     ready_at: Mapped[datetime | None] = mapped_column()
     # The store's multipart upload, for an asset past one PUT's 5 GiB (migration 0013).
     upload_id: Mapped[str | None] = mapped_column(String(1024))
+    # When the stored bytes were last found to have the declared SHA-256: at completion when the
+    # store reports the object's SHA-256; for an object made of parts (the store keeps only its
+    # parts' checksums) once `catalog.checksums` has read it back (migration 0014).
+    sha256_verified_at: Mapped[datetime | None] = mapped_column()
 
 
 class RightsGrant(Base):

@@ -185,6 +185,7 @@ def present_asset(
         "status": asset.status,
         "created_at": asset.created_at,
         "ready_at": asset.ready_at,
+        "sha256_verified_at": asset.sha256_verified_at,
         "upload": present_upload(upload) if upload is not None and owner_view else None,
     }
 

@@ -218,6 +218,15 @@ class AssetSchema(Schema):
     status = ma.fields.String(metadata={"enum": list(ASSET_STATUSES)})
     created_at = UTCDateTime()
     ready_at = UTCDateTime(allow_none=True)
+    sha256_verified_at = UTCDateTime(
+        allow_none=True,
+        metadata={
+            "description": "When the stored bytes were last found to have `sha256`: at "
+            "completion for an upload in one PUT; for an upload in parts (whose whole-object "
+            "SHA-256 the store does not keep) once the object has been read back and hashed. "
+            "Null until then."
+        },
+    )
     upload = ma.fields.Nested(
         UploadSchema, allow_none=True, metadata={"description": "While pending, for the owner."}
     )

@@ -54,3 +54,56 @@ def test_catalog_reindex(committing_engine: Engine, database_url: str, monkeypat
     else:
         assert "nothing to rebuild" in result.output
         assert "pending index pages merged" in result.output
+
+
+@pytest.mark.committing
+@pytest.mark.servers
+def test_catalog_verify_assets_reads_objects_back_from_the_store(
+    committing_engine: Engine,
+    committed_world: Any,
+    database_url: str,
+    monkeypatch: Any,
+    s3_storage: Any,
+    seaweedfs: Any,
+) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from catalog.models import Asset
+    from tests.catalog.factories import make_asset, make_title
+
+    good, bad = b"as declared" * 1000, b"other bytes" * 1000
+    with Session(committing_engine, expire_on_commit=False) as session:
+        title = make_title(session, committed_world["studio_a"].org_id)
+        ok = make_asset(session, title, data=good)
+        wrong = make_asset(session, title, data=good)
+        checked = make_asset(session, title, data=good)
+        checked.sha256_verified_at = checked.created_at
+        session.commit()
+    s3_storage.put_bytes(ok.storage_key, good)
+    s3_storage.put_bytes(wrong.storage_key, bad)  # declared: the SHA-256 of `good`
+    s3_storage.put_bytes(checked.storage_key, bad)  # checked before: not read unless named
+    for name, value in {
+        "DATABASE_URL": database_url,
+        "S3_ENDPOINT_URL": seaweedfs.endpoint_url,
+        "S3_BUCKET": s3_storage.bucket,
+        "AWS_ACCESS_KEY_ID": seaweedfs.access_key,
+        "AWS_SECRET_ACCESS_KEY": seaweedfs.secret_key,
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    result = CliRunner().invoke(main, ["catalog", "verify-assets"])
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert f"{ok.id} verified: the stored bytes have the declared SHA-256" in lines
+    assert any(line.startswith(f"{wrong.id} NOT AS DECLARED") for line in lines)
+    assert not any(line.startswith(checked.id) for line in lines)
+    assert lines[-1] == "2 assets checked, 1 not as declared"
+    with Session(committing_engine) as session:
+        states = dict(session.execute(select(Asset.id, Asset.status)).all())
+    assert states == {ok.id: "ready", wrong.id: "pending", checked.id: "ready"}
+
+    again = CliRunner().invoke(main, ["catalog", "verify-assets"])  # nothing left to check
+    assert again.exit_code == 0 and again.output.splitlines()[-1].startswith("0 assets")
+    named = CliRunner().invoke(main, ["catalog", "verify-assets", "--asset", checked.id])
+    assert named.exit_code == 1 and f"{checked.id} NOT AS DECLARED" in named.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -45,5 +46,52 @@ def test_upgrade_check_downgrade_upgrade(empty_database_url: str) -> None:
         with engine.connect() as conn:
             head = conn.execute(text("SELECT seq, hash FROM audit_chain_head")).one()
         assert head == (0, "0" * 64)
+    finally:
+        engine.dispose()
+
+
+def test_0014_marks_assets_of_one_put_verified_and_leaves_uploads_in_parts_to_check(
+    empty_database_url: str,
+) -> None:
+    from sqlalchemy import MetaData, Table, insert, select
+    from sqlalchemy.orm import Session
+
+    from catalog.models import Title
+    from marketplace.accounts.models import Organization
+
+    url = empty_database_url
+    migrations.upgrade(url, "0013")
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            session.add(Organization(id="org_s", name="S", kind="studio"))
+            session.flush()
+            session.add(
+                Title(id="ttl_f", studio_id="org_s", external_id="f", kind="film", name="F")
+            )
+            session.commit()
+        ready_at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+        one_put, in_parts = 5 * 1024**3, 5 * 1024**3 + 1
+        with engine.begin() as conn:
+            assets = Table("assets", MetaData(), autoload_with=conn)
+            rows = [
+                ("ast_small", "ready", one_put, ready_at),
+                ("ast_large", "ready", in_parts, ready_at),
+                ("ast_pending", "pending", 10, None),
+            ]
+            for asset_id, status, size, at in rows:
+                conn.execute(
+                    insert(assets).values(
+                        id=asset_id, title_id="ttl_f", studio_id="org_s", kind="video",
+                        storage_key=asset_id, byte_size=size, sha256="a" * 64, status=status,
+                        created_at=ready_at, ready_at=at,
+                    )
+                )  # fmt: skip
+        migrations.upgrade(url)
+        with engine.connect() as conn:
+            assets = Table("assets", MetaData(), autoload_with=conn)
+            verified = dict(conn.execute(select(assets.c.id, assets.c.sha256_verified_at)).all())
+        assert verified["ast_small"] is not None
+        assert verified["ast_large"] is None and verified["ast_pending"] is None
     finally:
         engine.dispose()

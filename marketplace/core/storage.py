@@ -16,7 +16,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -29,8 +29,11 @@ __all__ = [
     "MAX_PARTS",
     "MAX_PRESIGN_SECONDS",
     "InMemoryStorage",
+    "READ_CHUNK_BYTES",
     "MultipartRefused",
+    "ObjectChanged",
     "ObjectInfo",
+    "ObjectMissing",
     "ObjectStorage",
     "PartDone",
     "S3Storage",
@@ -54,6 +57,12 @@ _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound"})
 #: S3's most parts in one multipart upload.
 MAX_PARTS = 10_000
 
+#: How much of an object one ranged GET of `read_chunks` fetches (and holds in memory).
+READ_CHUNK_BYTES = 16 * 1024**2
+
+# A ranged GET cut short (a dropped connection) is asked for again this many times in all.
+_READ_ATTEMPTS = 3
+
 # What S3 says when it will not assemble an upload, in words for the uploader.
 _MULTIPART_REFUSALS = {
     "InvalidPart": "a part was not uploaded, or its ETag is not the one the store gave",
@@ -75,6 +84,14 @@ class ObjectInfo:
 
 class StorageUnavailable(Exception):
     """The object store could not be reached, or refused the request (never names credentials)."""
+
+
+class ObjectMissing(Exception):
+    """The object to read is not in the store."""
+
+
+class ObjectChanged(Exception):
+    """The object was replaced or deleted while it was being read."""
 
 
 class MultipartRefused(Exception):
@@ -127,6 +144,12 @@ class ObjectStorage(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store data under key from the server side (seeding, tests), with its SHA-256."""
+        ...
+
+    def read_chunks(self, key: str, *, chunk_size: int = READ_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield the object's bytes in order, at most chunk_size at a time, however large it is
+        (memory holds one chunk). ObjectMissing if it is absent, ObjectChanged if it is replaced
+        or deleted before the last chunk."""
         ...
 
     # -- multipart uploads, for objects past one PUT's 5 GiB
@@ -411,6 +434,45 @@ class S3Storage:
         except BotoCoreError as exc:
             raise self._unavailable("complete_multipart", exc) from exc
 
+    def read_chunks(self, key: str, *, chunk_size: int = READ_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield the object's bytes in ranged GETs of chunk_size, each made conditional on the
+        ETag the object had when reading began (the store answers 412 if it was replaced)."""
+        _check_key(key)
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        try:
+            response = self._client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _error_code(exc) in _NOT_FOUND_CODES:
+                raise ObjectMissing(key) from exc
+            raise self._unavailable("read", exc) from exc
+        except BotoCoreError as exc:
+            raise self._unavailable("read", exc) from exc
+        size, etag = int(response["ContentLength"]), response["ETag"]
+        for start in range(0, size, chunk_size):
+            yield self._read_range(key, etag, start, min(start + chunk_size, size) - 1)
+
+    def _read_range(self, key: str, etag: str, first: int, last: int) -> bytes:
+        failure: Exception | None = None
+        for _ in range(_READ_ATTEMPTS):
+            try:
+                response = self._client.get_object(
+                    Bucket=self.bucket, Key=key, Range=f"bytes={first}-{last}", IfMatch=etag
+                )
+                data: bytes = response["Body"].read()
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code in _NOT_FOUND_CODES or code in {"PreconditionFailed", "412"}:
+                    raise ObjectChanged(key) from exc
+                raise self._unavailable("read", exc) from exc
+            except BotoCoreError as exc:  # incl. a body cut short: ask for the range again
+                failure = exc
+                continue
+            if len(data) == last - first + 1:
+                return data
+            failure = BotoCoreError()
+        raise self._unavailable("read", failure or BotoCoreError())
+
     def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         """Return a download URL; with filename, the download is served as an attachment."""
         _check_key(key)
@@ -591,6 +653,24 @@ class InMemoryStorage:
         with self._lock:
             self.objects[key] = bytes(data)
             self._assembled.discard(key)
+
+    def read_chunks(self, key: str, *, chunk_size: int = READ_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield the stored bytes chunk by chunk, as S3Storage does (ObjectChanged if the
+        object is replaced or deleted between two chunks)."""
+        _check_key(key)
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be positive")
+        self._check_available("read")
+        with self._lock:
+            data = self.objects.get(key)
+        if data is None:
+            raise ObjectMissing(key)
+        for start in range(0, len(data), chunk_size):
+            self._check_available("read")
+            with self._lock:
+                if self.objects.get(key) is not data:
+                    raise ObjectChanged(key)
+            yield data[start : start + chunk_size]
 
     def start_multipart(self, key: str) -> str:
         """Start a multipart upload of key; return its upload id."""

@@ -705,6 +705,7 @@ class TestUpdates:
         video = session.scalars(select(Asset)).one()
         storage.put_bytes(video.storage_key, b"abcd")
         complete_asset(session, principal_of(world, "studio_a"), video.id, storage=storage)
+        assert video.sha256_verified_at is not None
         title = session.scalars(select(Title)).one()
         assert (title.own_seconds, title.max_height) == (5400.0, 1080)
 
@@ -716,7 +717,7 @@ class TestUpdates:
         changed = run_import(session, world, "studio_a", jsonl(records))
         assert changed.summary["results"]["asset"]["updated"] == 1
         video = session.scalars(select(Asset).execution_options(populate_existing=True)).one()
-        assert (video.status, video.ready_at) == ("pending", None)
+        assert (video.status, video.ready_at, video.sha256_verified_at) == ("pending", None, None)
         title = session.scalars(select(Title).execution_options(populate_existing=True)).one()
         # Its runtime came from the asset that is no longer verified.
         assert (title.own_seconds, title.content_seconds, title.max_height) == (0.0, 0.0, None)

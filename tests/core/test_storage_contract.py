@@ -20,7 +20,9 @@ from marketplace.core.storage import (
     CHECKSUM_HEADER,
     InMemoryStorage,
     MultipartRefused,
+    ObjectChanged,
     ObjectInfo,
+    ObjectMissing,
     ObjectStorage,
     PartDone,
     S3Storage,
@@ -369,3 +371,49 @@ def test_the_store_refuses_to_assemble_a_bad_upload(backend: Backend, key: str, 
     with pytest.raises(MultipartRefused) as refused:
         backend.storage.complete_multipart(key, upload_id, done)
     assert refused.value.upload_gone == (fault == "gone")
+
+
+# -- reading an object back, in chunks (checking the SHA-256 of an object made of parts)
+
+
+@pytest.mark.parametrize("chunk_size", [1000, 4096, 10_000, 1 << 20])
+def test_read_chunks_yields_the_object_in_order(
+    backend: Backend, key: str, chunk_size: int
+) -> None:
+    data = bytes(range(256)) * 39 + b"tail"  # 9,988 bytes: chunks that do not divide it
+    backend.storage.put_bytes(key, data)
+    chunks = list(backend.storage.read_chunks(key, chunk_size=chunk_size))
+    assert b"".join(chunks) == data
+    assert all(len(chunk) == chunk_size for chunk in chunks[:-1])
+    assert 0 < len(chunks[-1]) <= chunk_size
+
+
+def test_read_chunks_of_an_empty_object_yields_nothing(backend: Backend, key: str) -> None:
+    backend.storage.put_bytes(key, b"")
+    assert list(backend.storage.read_chunks(key)) == []
+
+
+def test_read_chunks_of_an_absent_object_is_object_missing(backend: Backend, key: str) -> None:
+    with pytest.raises(ObjectMissing):
+        next(iter(backend.storage.read_chunks(key)))
+
+
+def test_an_object_replaced_while_read_is_object_changed(backend: Backend, key: str) -> None:
+    backend.storage.put_bytes(key, b"a" * 3000)
+    chunks = iter(backend.storage.read_chunks(key, chunk_size=1000))
+    assert next(chunks) == b"a" * 1000
+    backend.storage.put_bytes(key, b"b" * 3000)  # same size, other bytes
+    with pytest.raises(ObjectChanged):
+        next(chunks)
+
+
+def test_an_object_of_parts_reads_back_whole(backend: Backend, key: str) -> None:
+    parts = [bytes([n]) * (5 * MIB) for n in (1, 2)] + [b"end"]
+    upload_id = backend.storage.start_multipart(key)
+    backend.storage.complete_multipart(
+        key, upload_id, _upload_parts(backend, key, upload_id, parts)
+    )
+    digest = hashlib.sha256()
+    for chunk in backend.storage.read_chunks(key, chunk_size=3 * MIB):
+        digest.update(chunk)
+    assert digest.hexdigest() == _sha256(b"".join(parts))
