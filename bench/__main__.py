@@ -1,12 +1,14 @@
 """`make bench`: every benchmark, one JSON document, each figure beside a same-run baseline.
 
-Sections (BENCH_ONLY=auth,import,search picks some; all by default):
+Sections (BENCH_ONLY=auth,import,search,readback picks some; all by default):
 - `auth_route`: GET /api/v1/me (key lookup + one query) beside a bare Flask route, both under
   gunicorn, on SQLite and on PostgreSQL.
 - `import`: the bulk import of a synthetic catalog beside a bare COPY / executemany of the same
   rows (bench/import_bench.py).
 - `search`: full text + 2 filters, first page and page 200, beside the raw SQL query and the bare
   route (bench/search_bench.py).
+- `readback`: reading an asset back from the store and hashing it, as `marketplace catalog
+  verify-assets` does, beside plain boto3 and hashing in memory (bench/readback_bench.py).
 
 BENCH_TITLES sets the catalog size for import and search (default 100,000 titles, about
 1,000,000 assets); BENCH_SECONDS the seconds per timed figure; BENCH_CLIENTS the load clients.
@@ -31,7 +33,7 @@ __all__ = ["free_port", "gunicorn", "main"]
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 TITLES = int(os.environ.get("BENCH_TITLES", "100000"))
-SECTIONS = ("auth", "import", "search")
+SECTIONS = ("auth", "import", "search", "readback")
 
 
 def bench_auth_route(url: str) -> dict[str, Any]:
@@ -109,10 +111,14 @@ def main() -> None:
                 from bench import import_bench
 
                 results["import"] = import_bench.run(workdir, titles=TITLES)
-            else:
+            elif name == "search":
                 from bench import search_bench
 
                 results["search"] = search_bench.run(workdir, titles=TITLES)
+            else:
+                from bench import readback_bench
+
+                results["readback"] = readback_bench.run(workdir)
             print(
                 f"bench: {name} done in {time.perf_counter() - started:.0f} s",
                 file=sys.stderr,

@@ -27,7 +27,9 @@ SINGLE_PUT_MAX_BYTES = 5 * 1024**3  # catalog.assets.SINGLE_PUT_MAX_BYTES when t
 
 
 def upgrade() -> None:
-    op.add_column("assets", sa.Column("sha256_verified_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "assets", sa.Column("sha256_verified_at", sa.DateTime(timezone=True), nullable=True)
+    )
     op.execute(
         sa.text(
             "UPDATE assets SET sha256_verified_at = ready_at"

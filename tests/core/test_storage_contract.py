@@ -7,6 +7,7 @@ test through its `simulate_*` methods, so unit tests that rely on the fake rely 
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 import pytest
 import requests
+from botocore.exceptions import IncompleteReadError
 
 from marketplace.core.devstack import SeaweedFS, free_port
 from marketplace.core.storage import (
@@ -417,3 +419,42 @@ def test_an_object_of_parts_reads_back_whole(backend: Backend, key: str) -> None
     for chunk in backend.storage.read_chunks(key, chunk_size=3 * MIB):
         digest.update(chunk)
     assert digest.hexdigest() == _sha256(b"".join(parts))
+
+
+class _Dropped(io.BytesIO):
+    def read(self, size: int | None = -1) -> bytes:
+        raise IncompleteReadError(actual_bytes=3, expected_bytes=6)
+
+
+class _CutShort:
+    """A response body whose connection drops `drops` times before the bytes come whole:
+    botocore notices (IncompleteReadError) on odd calls, the caller must on even ones."""
+
+    def __init__(self, data: bytes, drops: int) -> None:
+        self.data, self.drops, self.calls = data, drops, 0
+
+    def get_object(self, **params: object) -> dict[str, object]:
+        self.calls += 1
+        first, last = (int(n) for n in str(params["Range"])[len("bytes=") :].split("-"))
+        body = self.data[first : last + 1]
+        if self.calls > self.drops:
+            return {"Body": io.BytesIO(body)}
+        if self.calls % 2:
+            return {"Body": _Dropped()}
+        return {"Body": io.BytesIO(body[: len(body) // 2])}  # the bytes stop halfway
+
+
+@pytest.mark.parametrize(("drops", "read_whole"), [(0, True), (1, True), (2, True), (3, False)])
+def test_a_range_cut_short_is_asked_for_again_up_to_three_times(
+    drops: int, read_whole: bool
+) -> None:
+    storage = S3Storage("b", endpoint_url="http://127.0.0.1:9", access_key="k", secret_key="s")
+    stub = _CutShort(b"0123456789", drops)
+    storage._client = stub  # a unit test of the retry: the ranges come from a stub
+    if read_whole:
+        assert storage._read_range("k", '"etag"', 2, 7) == b"234567"
+        assert stub.calls == drops + 1
+    else:
+        with pytest.raises(StorageUnavailable):
+            storage._read_range("k", '"etag"', 2, 7)
+        assert stub.calls == 3

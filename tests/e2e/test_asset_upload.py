@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from catalog import assets
+from catalog.checksums import verify_asset
 from config import Settings
 from marketplace.app import create_app
 from marketplace.core.storage import S3Storage
@@ -96,6 +97,8 @@ def test_upload_through_the_presigned_url_then_complete(s3_client: Any, world: W
     done = s3_client.post(f"{API}/assets/{asset['id']}/complete", headers=headers)
     assert done.status_code == 200, done.get_data(as_text=True)
     assert done.get_json()["status"] == "ready"
+    # The store reported the object's SHA-256: checked at completion.
+    assert done.get_json()["sha256_verified_at"] == done.get_json()["ready_at"]
     for title in (episode, series):
         body = s3_client.get(f"{API}/titles/{title['id']}", headers=headers).get_json()
         assert (body["content_hours"], body["max_height"]) == (0.75, 2160)
@@ -135,7 +138,11 @@ def test_a_store_object_of_another_size_is_refused(
 
 
 def test_an_asset_past_one_put_goes_up_in_parts_to_the_store(
-    s3_client: Any, world: World, s3_storage: S3Storage, monkeypatch: pytest.MonkeyPatch
+    s3_client: Any,
+    world: World,
+    s3_storage: S3Storage,
+    connection: Connection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # S3's thresholds lowered (5 GiB for one PUT, parts of 64 MiB here): 12 MiB in 5 MiB parts.
     mib = 1024**2
@@ -180,3 +187,12 @@ def test_an_asset_past_one_put_goes_up_in_parts_to_the_store(
     assert done.get_json()["status"] == "ready"
     stored = requests.get(s3_storage.presign_get(asset["storage_key"], expires_in=60), timeout=60)
     assert stored.status_code == 200 and stored.content == data
+
+    # The store keeps no SHA-256 of an object made of parts: the asset is ready, its whole
+    # SHA-256 checked once the object has been read back.
+    assert done.get_json()["sha256_verified_at"] is None
+    session = Session(bind=connection, join_transaction_mode="create_savepoint")
+    verdict = verify_asset(session, s3_storage, asset["id"])
+    assert (verdict.outcome, verdict.sha256) == ("verified", hashlib.sha256(data).hexdigest())
+    listed = s3_client.get(f"{API}/titles/{film['id']}/assets", headers=headers).get_json()
+    assert listed["items"][0]["sha256_verified_at"] is not None
