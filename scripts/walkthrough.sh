@@ -7,7 +7,7 @@
 # A studio lists a film, uploads its video to S3 through a presigned URL, declares its rights;
 # a developer asks for a license; the studio offers; the developer accepts; the three parties
 # sign the contract's exact hash; the developer pays through Stripe (localstripe); the paid
-# contract delivers a signed manifest and a metered, presigned download.
+# contract delivers a signed manifest and metered, presigned downloads (one resumed).
 set -euo pipefail
 
 API=${API:-http://127.0.0.1:8000/api/v1}
@@ -109,9 +109,16 @@ echo "contract status: $STATUS"
 step "10. Delivery: a signed manifest, then a metered presigned download"
 call "$API/contracts/$CONTRACT/manifest" "${developer[@]}" | jq -c '{manifest_sha256, assets: [.assets[].asset_id]}'
 URL=$(call "$API/contracts/$CONTRACT/downloads" "${developer[@]}" -d '{"asset_id": "'"$ASSET"'"}' | jq -r .url)
-curl -sS --fail "$URL" -o "$FILE.download"
-cmp "$FILE" "$FILE.download" && echo "downloaded $SIZE bytes, identical to the upload"
-for _ in 2 3; do call "$API/contracts/$CONTRACT/downloads" "${developer[@]}" -d '{"asset_id": "'"$ASSET"'"}' >/dev/null; done
+# The connection breaks a third of the way in (played here with --range)...
+curl -sS --fail --range "0-$((SIZE / 3 - 1))" "$URL" -o "$FILE.download"
+HAVE=$(wc -c <"$FILE.download" | tr -d " ")
+# ...so the developer asks for the rest only: counted are its bytes, not the whole file's again.
+REST=$(call "$API/contracts/$CONTRACT/downloads" "${developer[@]}" \
+  -d '{"asset_id": "'"$ASSET"'", "range": {"first_byte": '"$HAVE"'}}')
+jq -c '{byte_size, range, headers}' <<<"$REST"
+curl -sS --fail -H "Range: $(jq -r .headers.Range <<<"$REST")" "$(jq -r .url <<<"$REST")" >>"$FILE.download"
+cmp "$FILE" "$FILE.download" && echo "downloaded $SIZE bytes (resumed after $HAVE), identical to the upload"
+call "$API/contracts/$CONTRACT/downloads" "${developer[@]}" -d '{"asset_id": "'"$ASSET"'"}' >/dev/null
 call "$API/contracts/$CONTRACT/usage" "${developer[@]}" | jq -c .
 echo "a fourth download would pass the quota (3 downloads, 10 MB):"
 curl -sS "$API/contracts/$CONTRACT/downloads" "${developer[@]}" -d '{"asset_id": "'"$ASSET"'"}' | jq -c '{status, code, detail}'

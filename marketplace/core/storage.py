@@ -39,6 +39,7 @@ __all__ = [
     "S3Storage",
     "StorageUnavailable",
     "attachment_disposition",
+    "range_headers",
     "sha256_hex_to_base64",
     "upload_headers",
 ]
@@ -126,8 +127,20 @@ class ObjectStorage(Protocol):
         """
         ...
 
-    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        """Return a download URL; with filename, the download is served as an attachment."""
+    def presign_get(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        filename: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+    ) -> str:
+        """Return a download URL; with filename, the download is served as an attachment.
+
+        With byte_range (first and last byte, inclusive), the URL serves only those bytes
+        (206): the `Range` header is signed into it, so the downloader must send exactly
+        `range_headers(byte_range)`; another range, or none, is refused (403).
+        """
         ...
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -212,6 +225,14 @@ def _base64_to_sha256_hex(value: str) -> str | None:
 def upload_headers(sha256_hex: str) -> dict[str, str]:
     """Return the headers to send with a PUT to a presign_put URL (besides Content-Length)."""
     return {CHECKSUM_HEADER: sha256_hex_to_base64(sha256_hex)}
+
+
+def range_headers(byte_range: tuple[int, int]) -> dict[str, str]:
+    """The header a ranged download URL is signed for (first and last byte, inclusive)."""
+    first, last = byte_range
+    if not 0 <= first <= last:
+        raise ValueError("a byte range runs from its first byte to a last byte not before it")
+    return {"Range": f"bytes={first}-{last}"}
 
 
 def attachment_disposition(filename: str) -> str:
@@ -473,13 +494,23 @@ class S3Storage:
             failure = BotoCoreError()
         raise self._unavailable("read", failure or BotoCoreError())
 
-    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        """Return a download URL; with filename, the download is served as an attachment."""
+    def presign_get(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        filename: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+    ) -> str:
+        """Return a download URL; with filename, the download is served as an attachment;
+        with byte_range, only those bytes, the `Range` header being signed into the URL."""
         _check_key(key)
         _check_expiry(expires_in)
         params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
         if filename is not None:
             params["ResponseContentDisposition"] = attachment_disposition(filename)
+        if byte_range is not None:
+            params["Range"] = range_headers(byte_range)["Range"]
         url: str = self._client.generate_presigned_url(
             "get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET"
         )
@@ -613,13 +644,23 @@ class InMemoryStorage:
             },
         )
 
-    def presign_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        """Return a `memory://` download URL, with the Content-Disposition for filename."""
+    def presign_get(
+        self,
+        key: str,
+        *,
+        expires_in: int,
+        filename: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+    ) -> str:
+        """Return a `memory://` download URL, with the Content-Disposition for filename and
+        the Range the downloader must send for byte_range."""
         _check_key(key)
         _check_expiry(expires_in)
         params = {"method": "GET", "expires": str(int(self._clock()) + expires_in)}
         if filename is not None:
             params["response-content-disposition"] = attachment_disposition(filename)
+        if byte_range is not None:
+            params["range"] = range_headers(byte_range)["Range"]
         return self._url(key, params)
 
     def head(self, key: str) -> ObjectInfo | None:
@@ -801,7 +842,9 @@ class InMemoryStorage:
             uploaded[int(params["part"])] = bytes(body)
         return 200, f'"{_etag(body)}"'
 
-    def simulate_get(self, url: str) -> tuple[int, bytes, dict[str, str]]:
+    def simulate_get(
+        self, url: str, headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         """GET a presign_get URL: the HTTP status, body and headers the real store would give."""
         if not self.available:
             return 503, b"", {}
@@ -809,13 +852,23 @@ class InMemoryStorage:
         if parsed is None:
             return 403, b"", {}
         key, params = parsed
-        if self._expired(params):
+        sent = {name.lower(): value for name, value in (headers or {}).items()}
+        # A signed range is part of the signature: another range, or none, does not match it.
+        if self._expired(params) or sent.get("range") != params.get("range", sent.get("range")):
             return 403, b"", {}
         with self._lock:
             data = self.objects.get(key)
         if data is None:
             return 404, b"", {}
-        headers = {"Content-Length": str(len(data))}
+        answer = {"Content-Length": str(len(data))}
         if "response-content-disposition" in params:
-            headers["Content-Disposition"] = params["response-content-disposition"]
-        return 200, data, headers
+            answer["Content-Disposition"] = params["response-content-disposition"]
+        if "range" not in params:
+            return 200, data, answer
+        first, last = (int(n) for n in params["range"][len("bytes=") :].split("-"))
+        if first >= len(data):
+            return 416, b"", {}
+        last = min(last, len(data) - 1)
+        answer["Content-Length"] = str(last - first + 1)
+        answer["Content-Range"] = f"bytes {first}-{last}/{len(data)}"
+        return 206, data[first : last + 1], answer

@@ -20,6 +20,11 @@ class Download(Base):
     __tablename__ = "downloads"
     __table_args__ = (
         CheckConstraint("byte_size >= 0", name="byte_size"),
+        CheckConstraint(
+            "(first_byte IS NULL AND last_byte IS NULL)"
+            " OR (0 <= first_byte AND first_byte <= last_byte)",
+            name="byte_range",
+        ),
         Index("ix_downloads_contract_id_id", "contract_id", "id"),
     )
 
@@ -31,7 +36,17 @@ class Download(Base):
     title_id: Mapped[str] = mapped_column(String(40), nullable=False)
     organization_id: Mapped[str] = mapped_column(String(40), nullable=False)
     user_id: Mapped[str] = mapped_column(String(40), nullable=False)
-    byte_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
-    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    byte_size: Mapped[int] = mapped_column(BigInteger, nullable=False)  # the bytes counted
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)  # of the whole asset
+    # A download of a part of the asset (first and last byte, inclusive; migration 0015).
+    first_byte: Mapped[int | None] = mapped_column(BigInteger)
+    last_byte: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(nullable=False)
+
+    @property
+    def byte_range(self) -> dict[str, int] | None:
+        """The part of the asset granted, as the API shows it; None for the whole asset."""
+        if self.first_byte is None or self.last_byte is None:
+            return None
+        return {"first_byte": self.first_byte, "last_byte": self.last_byte}

@@ -29,7 +29,8 @@ blp = Blueprint(
     url_prefix="/api/v1",
     description="Delivery: signed manifests and metered downloads. A download is granted only "
     "to the licensee (the developer party; not the studio, not operators) of an active contract, "
-    "and counts one download and the asset's bytes against the quota, atomically. Terminating "
+    "and counts one download and the asset's bytes (or, for a grant of a byte range, the "
+    "range's) against the quota, atomically. Terminating "
     "a contract stops new grants at once; URLs already issued expire within "
     "DOWNLOAD_URL_TTL_SECONDS. The manifest is readable by both parties and operators from "
     "signature on, and stays readable after expiry or termination as the record of what was "
@@ -88,9 +89,11 @@ class ContractDownloads(MethodView):
         "`invalid_state`: the contract is not active today (unsigned, unpaid, not started, "
         "expired or terminated).",
     )
+    @refusal(422, "`validation_error`: a range outside the asset, or last before first.")
     @refusal(429, "`quota_exceeded`: one more download or its bytes would pass the quota.")
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
         """Grant a presigned download of a manifest asset (licensee; 429 past the quota)."""
+        wanted = body.get("range") or {}
         grant = service.grant_download(
             db(),
             viewer(),
@@ -98,9 +101,18 @@ class ContractDownloads(MethodView):
             body["asset_id"],
             storage=state().storage,
             ttl_seconds=state().settings.download_url_ttl_seconds,
+            first_byte=wanted.get("first_byte"),
+            last_byte=wanted.get("last_byte"),
         )
         d = grant.download
-        return {"id": d.id, "url": grant.url, "expires_at": d.expires_at, "byte_size": d.byte_size}
+        return {
+            "id": d.id,
+            "url": grant.url,
+            "expires_at": d.expires_at,
+            "byte_size": d.byte_size,
+            "range": d.byte_range,
+            "headers": grant.headers,
+        }
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, DownloadPageSchema)

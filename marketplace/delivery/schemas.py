@@ -46,8 +46,29 @@ class SigningKeySchema(Schema):
     )
 
 
+class ByteRangeSchema(Schema):
+    first_byte = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=0), metadata={"example": 0}
+    )
+    last_byte = ma.fields.Integer(
+        strict=True,
+        validate=ma.validate.Range(min=0),
+        metadata={"description": "Inclusive; the asset's last byte if absent."},
+    )
+
+
 class DownloadCreateSchema(Schema):
     asset_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40))
+    range = ma.fields.Nested(
+        ByteRangeSchema,
+        metadata={
+            "description": "A part of the asset only, first to last byte inclusive (as HTTP "
+            "ranges): to resume a broken download, or to fetch a large asset in parallel "
+            "pieces. The grant counts one download and this range's bytes (not the asset's), "
+            "and its URL serves only this range, to a GET sending exactly the returned "
+            "`headers` (`Range`). Absent: the whole asset."
+        },
+    )
 
 
 class DownloadGrantSchema(Schema):
@@ -65,7 +86,18 @@ class DownloadGrantSchema(Schema):
             "this long."
         }
     )
-    byte_size = ma.fields.Integer()
+    byte_size = ma.fields.Integer(
+        metadata={"description": "The bytes granted and counted: the asset's, or the range's."}
+    )
+    range = ma.fields.Nested(ByteRangeSchema, allow_none=True)
+    headers = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={
+            "description": "Headers the GET must send, signed into the URL: `Range` for a "
+            "ranged grant (another range, or none, is refused with 403); empty otherwise."
+        },
+    )
 
 
 class UsageSchema(Schema):
@@ -82,8 +114,14 @@ class DownloadSchema(Schema):
     title_id = ma.fields.String()
     organization_id = ma.fields.String(metadata={"description": "The licensee's organization."})
     user_id = ma.fields.String(metadata={"description": "The user the URL was issued to."})
-    byte_size = ma.fields.Integer()
-    sha256 = ma.fields.String()
+    byte_size = ma.fields.Integer(metadata={"description": "The bytes granted and counted."})
+    sha256 = ma.fields.String(metadata={"description": "Of the whole asset."})
+    range = ma.fields.Nested(
+        ByteRangeSchema,
+        allow_none=True,
+        attribute="byte_range",
+        metadata={"description": "Null: the whole asset."},
+    )
     created_at = UTCDateTime()
     expires_at = UTCDateTime()
 

@@ -23,8 +23,8 @@ from contracts.service import get_contract
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.db import utcnow
-from marketplace.core.errors import Forbidden, InvalidState, NotFound
-from marketplace.core.storage import ObjectStorage
+from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
+from marketplace.core.storage import ObjectStorage, range_headers
 from marketplace.delivery.errors import QuotaExceeded
 from marketplace.delivery.manifest import SignedManifest, sign_manifest
 from marketplace.delivery.models import Download
@@ -36,6 +36,14 @@ _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 class DownloadGrant:
     download: Download
     url: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """What the downloader must send with the URL: the Range it is signed for, if any."""
+        d = self.download
+        if d.first_byte is None or d.last_byte is None:
+            return {}
+        return range_headers((d.first_byte, d.last_byte))
 
 
 @dataclass(frozen=True)
@@ -114,9 +122,15 @@ def grant_download(
     *,
     storage: ObjectStorage,
     ttl_seconds: int,
+    first_byte: int | None = None,
+    last_byte: int | None = None,
     now: datetime | None = None,
 ) -> DownloadGrant:
-    """Count one download of an asset against the quota and return a presigned GET URL."""
+    """Count one download of an asset against the quota and return a presigned GET URL.
+
+    With first_byte (and last_byte, inclusive; the asset's last byte if None), the download
+    is of that range only: its bytes are the ones counted, and the URL serves nothing else.
+    """
     now = now or utcnow()
     today = now.date()
     contract = get_contract(session, viewer, contract_id)
@@ -131,6 +145,8 @@ def grant_download(
     ).one_or_none()
     if asset is None:
         raise NotFound(f"asset {asset_id} is not in the manifest of contract {contract.id}")
+    byte_range = _byte_range(asset, first_byte, last_byte)
+    byte_size = asset.byte_size if byte_range is None else byte_range[1] - byte_range[0] + 1
     counted = session.execute(
         update(Contract)
         .where(
@@ -140,17 +156,17 @@ def grant_download(
             Contract.starts_on <= today,
             Contract.ends_on >= today,
             Contract.downloads_used + 1 <= Contract.quota_downloads,
-            Contract.bytes_used + asset.byte_size <= Contract.quota_bytes,
+            Contract.bytes_used + byte_size <= Contract.quota_bytes,
         )
         .values(
             downloads_used=Contract.downloads_used + 1,
-            bytes_used=Contract.bytes_used + asset.byte_size,
+            bytes_used=Contract.bytes_used + byte_size,
         )
         .returning(Contract.downloads_used, Contract.bytes_used),
         execution_options={"synchronize_session": False},
     ).one_or_none()
     if counted is None:
-        _refuse(session, contract, asset, today)
+        _refuse(session, contract, byte_size, today)
     # Keep the loaded row truthful without marking it dirty (no second UPDATE at flush).
     set_committed_value(contract, "downloads_used", counted.downloads_used)
     set_committed_value(contract, "bytes_used", counted.bytes_used)
@@ -160,8 +176,10 @@ def grant_download(
         title_id=asset.title_id,
         organization_id=viewer.organization_id,
         user_id=viewer.user_id,
-        byte_size=asset.byte_size,
+        byte_size=byte_size,
         sha256=asset.sha256,
+        first_byte=None if byte_range is None else byte_range[0],
+        last_byte=None if byte_range is None else byte_range[1],
         created_at=now,
         expires_at=now + timedelta(seconds=ttl_seconds),
     )
@@ -178,19 +196,48 @@ def grant_download(
             "contract_id": contract.id,
             "asset_id": asset.id,
             "title_id": asset.title_id,
-            "byte_size": asset.byte_size,
+            "byte_size": byte_size,
+            "byte_range": None if byte_range is None else list(byte_range),
             "downloads_used": counted.downloads_used,
             "bytes_used": counted.bytes_used,
         },
         at=now,
     )
     url = storage.presign_get(
-        asset.storage_key, expires_in=ttl_seconds, filename=_download_filename(asset)
+        asset.storage_key,
+        expires_in=ttl_seconds,
+        filename=_download_filename(asset),
+        byte_range=byte_range,
     )
     return DownloadGrant(download=download, url=url)
 
 
-def _refuse(session: Session, contract: Contract, asset: Asset, today: date) -> NoReturn:
+def _byte_range(
+    asset: Asset, first_byte: int | None, last_byte: int | None
+) -> tuple[int, int] | None:
+    """The range asked for, checked against the asset's size; None for the whole asset."""
+    if first_byte is None:
+        if last_byte is not None:
+            raise ValidationFailed(
+                "a range starts at its first byte",
+                errors={"range.first_byte": ["Missing data for required field."]},
+            )
+        return None
+    last = asset.byte_size - 1 if last_byte is None else last_byte
+    if first_byte < 0 or last < first_byte:
+        raise ValidationFailed(
+            "a range runs from its first byte to a last byte not before it",
+            errors={"range": ["last_byte must not be before first_byte (both from 0)."]},
+        )
+    if last >= asset.byte_size:
+        raise ValidationFailed(
+            f"asset {asset.id} has {asset.byte_size} bytes",
+            errors={"range": [f"Asset has {asset.byte_size} bytes: 0 to {asset.byte_size - 1}."]},
+        )
+    return first_byte, last
+
+
+def _refuse(session: Session, contract: Contract, byte_size: int, today: date) -> NoReturn:
     """Explain why the conditional UPDATE matched no row, from the row as it is now."""
     session.refresh(contract)
     reason = _inactive_reason(contract, today)
@@ -201,7 +248,7 @@ def _refuse(session: Session, contract: Contract, asset: Asset, today: date) -> 
             f"all {contract.quota_downloads} downloads of contract {contract.id} are used"
         )
     raise QuotaExceeded(
-        f"{asset.byte_size} more bytes would pass the quota of contract {contract.id}: "
+        f"{byte_size} more bytes would pass the quota of contract {contract.id}: "
         f"{contract.bytes_used} of {contract.quota_bytes} bytes are used"
     )
 

@@ -30,11 +30,12 @@ from marketplace.core.storage import (
     S3Storage,
     StorageUnavailable,
     attachment_disposition,
+    range_headers,
     upload_headers,
 )
 
 HttpPut = Callable[[str, bytes, Mapping[str, str]], int]
-HttpGet = Callable[[str], tuple[int, bytes, Mapping[str, str]]]
+HttpGet = Callable[..., tuple[int, bytes, Mapping[str, str]]]  # (url, headers=None)
 PartPut = Callable[[str, bytes, Mapping[str, str]], tuple[int, str | None]]
 
 
@@ -58,8 +59,10 @@ def _requests_put_part(url: str, body: bytes, headers: Mapping[str, str]) -> tup
     return response.status_code, response.headers.get("ETag")
 
 
-def _requests_get(url: str) -> tuple[int, bytes, Mapping[str, str]]:
-    response = requests.get(url, timeout=10)
+def _requests_get(
+    url: str, headers: Mapping[str, str] | None = None
+) -> tuple[int, bytes, Mapping[str, str]]:
+    response = requests.get(url, headers=dict(headers or {}), timeout=10)
     return response.status_code, response.content, response.headers
 
 
@@ -195,6 +198,32 @@ def test_presigned_download_returns_the_bytes_and_the_attachment_name(
         'attachment; filename="Reel 1 _ _final_.mov"; '
         "filename*=UTF-8''Reel%201%20%E2%80%93%20%22final%22.mov"
     )
+
+
+def test_a_ranged_download_serves_exactly_the_signed_range(backend: Backend, key: str) -> None:
+    data = bytes(range(256)) * 40
+    backend.storage.put_bytes(key, data)
+    url = backend.storage.presign_get(key, expires_in=60, byte_range=(1000, 4999))
+
+    status, body, headers = backend.http_get(url, range_headers((1000, 4999)))
+
+    assert (status, body) == (206, data[1000:5000])
+    assert headers["Content-Range"] == f"bytes 1000-4999/{len(data)}"
+    # The range is signed: another one, a whole download, or a range added to a URL signed
+    # for none would not be what was counted.
+    for other in ({"Range": "bytes=0-4999"}, {"Range": "bytes=1000-"}, {}):
+        assert backend.http_get(url, other)[0] == 403
+
+
+def test_a_range_header_of_a_single_byte_or_the_last_bytes(backend: Backend, key: str) -> None:
+    data = b"0123456789"
+    backend.storage.put_bytes(key, data)
+    for first, last in ((0, 0), (9, 9), (3, 9)):
+        url = backend.storage.presign_get(key, expires_in=60, byte_range=(first, last))
+        status, body, _ = backend.http_get(url, range_headers((first, last)))
+        assert (status, body) == (206, data[first : last + 1])
+    with pytest.raises(ValueError, match="byte range"):
+        backend.storage.presign_get(key, expires_in=60, byte_range=(5, 4))
 
 
 def test_an_expired_presigned_download_is_refused(backend: Backend, key: str) -> None:

@@ -62,7 +62,8 @@ class TestGrant:
         response = grant(client, contract.id, asset.id, dev.member_headers)
         assert response.status_code == 201, response.get_data(as_text=True)
         body = response.get_json()
-        assert set(body) == {"id", "url", "expires_at", "byte_size"}
+        assert set(body) == {"id", "url", "expires_at", "byte_size", "range", "headers"}
+        assert (body["range"], body["headers"]) == (None, {})  # the whole asset
         assert body["id"].startswith("dl_")
         assert body["byte_size"] == len(data)
         expires = datetime.fromisoformat(body["expires_at"])
@@ -283,6 +284,103 @@ class TestQuota:
             429,
             "quota_exceeded",
         )
+
+
+def grant_range(
+    client: Any, contract_id: str, asset_id: str, headers: dict[str, str], **wanted: int
+) -> Any:
+    return client.post(
+        f"/api/v1/contracts/{contract_id}/downloads",
+        json={"asset_id": asset_id, "range": wanted},
+        headers=headers,
+    )
+
+
+class TestRangedGrant:
+    """A part of an asset: a broken download of a large master resumed, or one fetched in
+    parallel pieces, counts only the bytes of each part."""
+
+    def test_a_range_counts_its_bytes_and_its_url_serves_only_them(
+        self, client: Any, session: Session, world: World, storage: InMemoryStorage
+    ) -> None:
+        data = bytes(range(256)) * 4
+        [asset] = film(session, world, len(data))
+        storage.put_bytes(asset.storage_key, data)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        response = grant_range(client, contract.id, asset.id, dev, first_byte=100, last_byte=299)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        body = response.get_json()
+        assert body["byte_size"] == 200
+        assert body["range"] == {"first_byte": 100, "last_byte": 299}
+        assert body["headers"] == {"Range": "bytes=100-299"}
+        status, fetched, _ = storage.simulate_get(body["url"], body["headers"])
+        assert (status, fetched) == (206, data[100:300])
+        # The URL is signed for that range: the whole asset, or another range, is refused.
+        assert storage.simulate_get(body["url"])[0] == 403
+        assert storage.simulate_get(body["url"], {"Range": "bytes=0-1023"})[0] == 403
+        assert usage(client, contract.id, dev)["bytes_used"] == 200
+        log = client.get(f"/api/v1/contracts/{contract.id}/downloads", headers=dev).get_json()
+        assert log["items"][0]["range"] == body["range"]
+        assert log["items"][0]["byte_size"] == 200
+        event = session.scalars(select(AuditEvent).where(AuditEvent.object_id == body["id"])).one()
+        assert (event.data["byte_size"], event.data["byte_range"]) == (200, [100, 299])
+
+    def test_a_broken_download_resumes_from_where_it_stopped(
+        self, client: Any, session: Session, world: World, storage: InMemoryStorage
+    ) -> None:
+        data = b"x" * 1000
+        [asset] = film(session, world, len(data))
+        storage.put_bytes(asset.storage_key, data)
+        contract = make_contract(session, world, [asset.title_id], quota_bytes=1500)
+        session.commit()
+        dev = world["developer_x"].headers
+        assert grant(client, contract.id, asset.id, dev).status_code == 201  # 1,000 bytes
+        # 600 bytes arrived before the connection broke: the rest, to the last byte.
+        rest = grant_range(client, contract.id, asset.id, dev, first_byte=600)
+        assert rest.status_code == 201, rest.get_data(as_text=True)
+        assert rest.get_json()["range"] == {"first_byte": 600, "last_byte": 999}
+        url = rest.get_json()["url"]
+        status, fetched, _ = storage.simulate_get(url, {"Range": "bytes=600-999"})
+        assert (status, len(fetched)) == (206, 400)
+        assert usage(client, contract.id, dev)["bytes_used"] == 1400  # not 2,000: within 1,500
+        # The whole asset again would pass the quota; its last 100 bytes still fit.
+        problem(grant(client, contract.id, asset.id, dev), 429, "quota_exceeded")
+        tail = grant_range(client, contract.id, asset.id, dev, first_byte=900)
+        assert tail.status_code == 201
+        body = problem(
+            grant_range(client, contract.id, asset.id, dev, first_byte=0, last_byte=0),
+            429,
+            "quota_exceeded",
+        )
+        assert body["detail"].startswith("1 more bytes")
+
+    @pytest.mark.parametrize(
+        ("wanted", "field"),
+        [
+            ({"first_byte": 10, "last_byte": 9}, "range"),  # last before first
+            ({"first_byte": 0, "last_byte": 100}, "range"),  # past the last byte (99)
+            ({"first_byte": 100}, "range"),  # starts past the end
+            ({"first_byte": -1, "last_byte": 5}, "range.first_byte"),
+            ({"last_byte": 5}, "range.first_byte"),  # no first byte
+            ({"first_byte": 0, "last_byte": 5, "step": 1}, "range.step"),  # unknown field
+            ({"first_byte": "0"}, "range.first_byte"),  # not an integer
+        ],
+    )
+    def test_a_range_outside_the_asset_is_refused_and_counts_nothing(
+        self, client: Any, session: Session, world: World, wanted: dict[str, Any], field: str
+    ) -> None:
+        [asset] = film(session, world, 100)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        body = problem(
+            grant_range(client, contract.id, asset.id, dev, **wanted), 422, "validation_error"
+        )
+        assert field in body["errors"], body
+        assert usage(client, contract.id, dev)["downloads_used"] == 0
+        assert session.scalar(select(func.count()).select_from(Download)) == 0
 
 
 class TestDeliveryLog:

@@ -98,3 +98,38 @@ def test_an_expired_url_is_refused_by_the_store(
         app_on(settings, connection, s3_storage).test_client(), contract.id, asset.id, dev
     )
     assert requests.get(fresh, timeout=30).status_code == 200
+
+
+def test_a_large_asset_fetched_in_parallel_ranges_counts_its_bytes_once(
+    settings: Settings,
+    connection: Connection,
+    session: Session,
+    world: World,
+    s3_storage: S3Storage,
+) -> None:
+    data = os.urandom(1024 * 1024 + 17)
+    contract, asset = stored_film(session, world, s3_storage, data)
+    client = app_on(settings, connection, s3_storage).test_client()
+    dev = world["developer_x"].headers
+    size, pieces = len(data), 4
+    step = -(-size // pieces)
+    fetched = b""
+    for first in range(0, size, step):
+        wanted = {"first_byte": first, "last_byte": min(first + step, size) - 1}
+        response = client.post(
+            f"/api/v1/contracts/{contract.id}/downloads",
+            json={"asset_id": asset.id, "range": wanted},
+            headers=dev,
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        body = response.get_json()
+        piece = requests.get(body["url"], headers=body["headers"], timeout=30)
+        assert piece.status_code == 206 and len(piece.content) == body["byte_size"]
+        fetched += piece.content
+        # The store refuses the URL without its signed range, or with another one.
+        assert requests.get(body["url"], timeout=30).status_code == 403
+        other = {"Range": f"bytes=0-{size - 1}"}
+        assert requests.get(body["url"], headers=other, timeout=30).status_code == 403
+    assert hashlib.sha256(fetched).hexdigest() == asset.sha256
+    usage = client.get(f"/api/v1/contracts/{contract.id}/usage", headers=dev).get_json()
+    assert (usage["downloads_used"], usage["bytes_used"]) == (pieces, size)

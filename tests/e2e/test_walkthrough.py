@@ -113,5 +113,9 @@ def test_the_readme_walkthrough_makes_a_whole_deal(
     assert "contract status: active" in output
     assert "identical to the upload" in output
     assert '"downloads_used":3,"downloads_quota":3' in output
+    resumed = re.search(r"downloaded (\d+) bytes \(resumed after (\d+)\)", output)
+    assert resumed is not None, output
+    size, have = (int(n) for n in resumed.groups())
+    assert f'"bytes_used":{size + (size - have) + size},' in output  # the rest counted once
     assert '"status":429,"code":"quota_exceeded"' in output
     assert "contract.activated" in output
