@@ -14,7 +14,7 @@ from catalog.models import Asset
 from contracts.models import Contract
 from tests.deals import cleared_title
 from tests.delivery.builders import make_contract
-from tests.matrix import Ctx, Route, public
+from tests.matrix import Ctx, Route, authenticated, public
 from tests.matrix_brokering import PARTY, STUDIOS, party_rule
 
 
@@ -71,6 +71,8 @@ ROUTES: list[Route] = [
         target=active_contract_of,
         owner_tenants=STUDIOS,
     ),
+    # Across contracts, filtered to what each may see (tests/delivery: TestTrackAndTrace).
+    Route("GET", "/api/v1/downloads", authenticated(200)),
     Route(
         "GET",
         "/api/v1/contracts/{contract_id}/usage",

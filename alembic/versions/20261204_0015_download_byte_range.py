@@ -5,6 +5,9 @@ a large master without being counted its bytes twice, or to fetch one in paralle
 grant counts that range's bytes, and its URL is signed for that range only. NULL for a download
 of the whole asset, as every download before this revision.
 
+ix_downloads_asset_id_id: `GET /downloads?asset_id=` (a studio's trace of one asset's
+deliveries across contracts), in id order.
+
 Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-04 19:30:00.000000
@@ -30,9 +33,11 @@ def upgrade() -> None:
             "(first_byte IS NULL AND last_byte IS NULL)"
             " OR (0 <= first_byte AND first_byte <= last_byte)",
         )
+    op.create_index(op.f("ix_downloads_asset_id_id"), "downloads", ["asset_id", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_downloads_asset_id_id"), table_name="downloads")
     with op.batch_alter_table("downloads") as batch:
         batch.drop_constraint(op.f("ck_downloads_byte_range"), type_="check")
         batch.drop_column("last_byte")

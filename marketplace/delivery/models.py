@@ -26,6 +26,7 @@ class Download(Base):
             name="byte_range",
         ),
         Index("ix_downloads_contract_id_id", "contract_id", "id"),
+        Index("ix_downloads_asset_id_id", "asset_id", "id"),  # migration 0015
     )
 
     id: Mapped[str] = id_column("dl")

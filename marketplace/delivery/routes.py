@@ -18,6 +18,7 @@ from marketplace.delivery.schemas import (
     DownloadCreateSchema,
     DownloadGrantSchema,
     DownloadPageSchema,
+    DownloadQueryArgsSchema,
     ManifestSchema,
     SigningKeySchema,
     UsageSchema,
@@ -127,6 +128,35 @@ class ContractDownloads(MethodView):
             cursor=args["cursor"],
             codec=state().cursors,
             scope="downloads",
+        )
+
+
+@blp.route("/downloads")
+class Downloads(MethodView):
+    @blp.arguments(DownloadQueryArgsSchema(), location="query")
+    @blp.response(200, DownloadPageSchema)
+    @read_only
+    def get(self, args: dict[str, Any]) -> Any:
+        """The delivery log across contracts, oldest first: a studio's track and trace of who
+        got which of its assets (filter by asset, title, contract or licensee); a developer's
+        own downloads; operators all."""
+        stmt = service.visible_downloads(viewer())
+        for name, column in (
+            ("asset_id", Download.asset_id),
+            ("title_id", Download.title_id),
+            ("contract_id", Download.contract_id),
+            ("developer_id", Download.organization_id),
+        ):
+            if args.get(name):
+                stmt = stmt.where(column == args[name])
+        return paginate(
+            db(),
+            stmt,
+            keys=[SortKey(Download.id)],
+            limit=args["limit"],
+            cursor=args["cursor"],
+            codec=state().cursors,
+            scope="all-downloads",
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from marketplace.core.api import Schema, UTCDateTime, page_of
+from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
 
 
 class ManifestAssetSchema(Schema):
@@ -127,3 +127,13 @@ class DownloadSchema(Schema):
 
 
 DownloadPageSchema = page_of(DownloadSchema, "DownloadPageSchema")
+
+
+class DownloadQueryArgsSchema(PageArgsSchema):
+    asset_id = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    title_id = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    contract_id = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    developer_id = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=40),
+        metadata={"description": "The licensee's organization (useful to studios, operators)."},
+    )

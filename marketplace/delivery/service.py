@@ -264,6 +264,18 @@ def contract_usage(session: Session, viewer: Principal, contract_id: str) -> Usa
     )
 
 
+def visible_downloads(viewer: Principal) -> Select[Download]:
+    """Every download `viewer` may see, across contracts: operators all; a studio those of its
+    contracts (its assets, whoever took them); a developer its own organization's."""
+    stmt = select(Download)
+    if viewer.is_operator:
+        return stmt
+    if viewer.is_studio:
+        own = select(Contract.id).where(Contract.studio_id == viewer.organization_id)
+        return stmt.where(Download.contract_id.in_(own))
+    return stmt.where(Download.organization_id == viewer.organization_id)
+
+
 def downloads_stmt(session: Session, viewer: Principal, contract_id: str) -> Select[Download]:
     """The contract's delivery log (who got which asset when), for parties and operators."""
     contract = get_contract(session, viewer, contract_id)

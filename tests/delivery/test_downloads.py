@@ -418,6 +418,69 @@ class TestDeliveryLog:
             )
 
 
+class TestTrackAndTrace:
+    """GET /downloads: the delivery log across contracts, for a studio's trace of its assets."""
+
+    def ids(self, client: Any, headers: dict[str, str], query: str = "") -> list[str]:
+        seen: list[str] = []
+        cursor = ""
+        while True:
+            response = client.get(f"/api/v1/downloads?limit=2{query}{cursor}", headers=headers)
+            assert response.status_code == 200, response.get_data(as_text=True)
+            page = response.get_json()
+            seen += [item["id"] for item in page["items"]]
+            if page["next_cursor"] is None:
+                return seen
+            cursor = f"&cursor={page['next_cursor']}"
+
+    def test_each_sees_the_downloads_of_its_own_deals_only(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        master, trailer = film(session, world, 10, 20)
+        [other_studios] = film(session, world, 5, studio="studio_b")
+        with_x = make_contract(session, world, [master.title_id])
+        with_y = make_contract(session, world, [master.title_id], developer="developer_y")
+        b_with_x = make_contract(session, world, [other_studios.title_id], studio="studio_b")
+        session.commit()
+        x, y = world["developer_x"].headers, world["developer_y"].headers
+
+        def take(contract: Contract, asset: Asset, headers: dict[str, str]) -> str:
+            response = grant(client, contract.id, asset.id, headers)
+            assert response.status_code == 201, response.get_data(as_text=True)
+            return str(response.get_json()["id"])
+
+        x_master = take(with_x, master, x)
+        y_master = take(with_y, master, y)
+        x_trailer = take(with_x, trailer, x)
+        x_other = take(b_with_x, other_studios, x)
+
+        studio_a = world["studio_a"].headers
+        assert self.ids(client, studio_a) == [x_master, y_master, x_trailer]
+        assert self.ids(client, studio_a, f"&asset_id={master.id}") == [x_master, y_master]
+        developer_y = world["developer_y"].org_id
+        assert self.ids(client, studio_a, f"&developer_id={developer_y}") == [y_master]
+        assert self.ids(client, studio_a, f"&contract_id={with_x.id}") == [x_master, x_trailer]
+        assert self.ids(client, studio_a, f"&title_id={master.title_id}") == [
+            x_master,
+            y_master,
+            x_trailer,
+        ]
+        assert self.ids(client, world["studio_b"].headers) == [x_other]
+        assert self.ids(client, x) == [x_master, x_trailer, x_other]
+        assert self.ids(client, y) == [y_master]
+        # A filter never widens what one may see: another licensee's downloads stay hidden.
+        assert self.ids(client, y, f"&asset_id={master.id}") == [y_master]
+        assert self.ids(client, y, f"&contract_id={with_x.id}") == []
+        assert self.ids(client, world["studio_b"].headers, f"&asset_id={master.id}") == []
+        everything = self.ids(client, world["operator"].headers)
+        assert everything == [x_master, y_master, x_trailer, x_other]
+
+    def test_bad_filters_are_400(self, client: Any, world: World) -> None:
+        for query in ("limit=0", "limit=201", "asset_id=", "contract_id=" + "c" * 41):
+            response = client.get(f"/api/v1/downloads?{query}", headers=world["studio_a"].headers)
+            problem(response, 400, "bad_request")
+
+
 @pytest.mark.committing
 class TestConcurrency:
     """Real commits on separate connections: the database, not luck, enforces the quota."""
