@@ -5,6 +5,9 @@ Decisions where API.md is silent:
   descendant and move derived runtimes between trees; delete and recreate instead.
 - A title with children cannot be deleted (409): delete the episodes and seasons first, so that
   no request ever removes more than the one title it names.
+- Nor can a title that a registered guard protects (409): the contracts layer refuses the
+  deletion of a title licensed, itself or through its series or season, under a contract in
+  force (`register_title_deletion_guard`; the catalog knows nothing of contracts).
 - A top-level title (film, series) has `root_id` NULL; seasons and episodes carry the id of
   their series, so a title's ancestors are always within {parent_id, root_id}.
 - Genres are trimmed, lower-cased and de-duplicated (order kept), so filters match one spelling.
@@ -12,7 +15,7 @@ Decisions where API.md is silent:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import delete, exists, select
@@ -272,6 +275,24 @@ def update_title(
     return title
 
 
+#: Returns why `title` may not be deleted now ("it is …", for a sentence), or None.
+TitleDeletionGuard = Callable[[Session, Title], str | None]
+_DELETION_GUARDS: list[TitleDeletionGuard] = []
+
+
+def register_title_deletion_guard(guard: TitleDeletionGuard) -> Callable[[], None]:
+    """Add a check that may refuse a title's deletion (409 with its reason); return a function
+    that removes it again. Registering twice is a no-op."""
+    if guard not in _DELETION_GUARDS:
+        _DELETION_GUARDS.append(guard)
+
+    def unregister() -> None:
+        if guard in _DELETION_GUARDS:
+            _DELETION_GUARDS.remove(guard)
+
+    return unregister
+
+
 def delete_title(session: Session, principal: Principal, title_id: str) -> None:
     """Delete a title without children, with its assets, grants, credits and genres."""
     from catalog.media import refresh_title_media
@@ -282,6 +303,13 @@ def delete_title(session: Session, principal: Principal, title_id: str) -> None:
             f"title {title_id} has children; delete its seasons and episodes first",
             errors={"title_id": ["Has children."]},
         )
+    for guard in _DELETION_GUARDS:
+        reason = guard(session, title)
+        if reason is not None:
+            raise Conflict(
+                f"title {title_id} cannot be deleted: {reason}",
+                errors={"title_id": [reason[0].upper() + reason[1:] + "."]},
+            )
     studio_id, parent_id = title.studio_id, title.parent_id
     # Explicit deletes rather than relying on ON DELETE CASCADE alone: the same on every
     # database, and the storage objects of the assets are left in place (the store may

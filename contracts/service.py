@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from catalog.clearance import ClearanceRequest, Reason, register_clearance_check
 from catalog.coverage import territories_overlap
 from catalog.models import Title
+from catalog.titles import register_title_deletion_guard
 from contracts.documents import (
     Party,
     TitleLine,
@@ -398,6 +399,38 @@ def _exclusivity_check(
     }
 
 
+# Contracts that hold their titles: in signing, signed or active, and not past their end.
+_HOLDING_STATUSES = ("pending_signatures", "signed", "active")
+
+
+def _licensed_title_guard(session: Session, title: Title) -> str | None:
+    """Refuse to delete a title licensed, itself or through its series or season, under a
+    contract in force: its assets would vanish from a paid manifest. Expired and terminated
+    contracts hold nothing."""
+    covering = {t for t in (title.id, title.parent_id, title.root_id) if t is not None}
+    holding = session.execute(
+        select(Contract.id, Contract.ends_on)
+        .join(ContractTitle, ContractTitle.contract_id == Contract.id)
+        .where(
+            ContractTitle.title_id.in_(covering),
+            Contract.status.in_(_HOLDING_STATUSES),
+            Contract.ends_on >= utcnow().date(),
+        )
+        .distinct()
+        .order_by(Contract.id)
+    ).all()
+    if not holding:
+        return None
+    until = max(ends_on for _, ends_on in holding)
+    ids = ", ".join(contract_id for contract_id, _ in holding)
+    return (
+        f"it is licensed under contract {ids}, in force until {until.isoformat()}; it can be "
+        "deleted once that has ended or been terminated"
+    )
+
+
 def install_clearance_hook() -> None:
-    """Make `POST /clearance` and offers report `exclusivity_conflict` (catalog can't import us)."""
+    """Make `POST /clearance` and offers report `exclusivity_conflict`, and title deletion
+    respect contracts in force (the catalog cannot import us)."""
     register_clearance_check(_exclusivity_check)
+    register_title_deletion_guard(_licensed_title_guard)
