@@ -40,7 +40,7 @@ def bench_auth_route(url: str) -> dict[str, Any]:
     """GET /api/v1/me (key lookup + one query) against a bare Flask route, both under gunicorn."""
     from marketplace import migrations
     from marketplace.core.db import make_engine, make_session_factory
-    from marketplace.demo import seed_demo_accounts
+    from marketplace.dev.demo import seed_demo_accounts
 
     migrations.upgrade(url)
     secret = "bench-secret-key-0123456789abcdefghijkl"

@@ -51,7 +51,7 @@ _BATCH = 5000
 
 def run(workdir: Path, *, titles: int = DEFAULT_TITLES) -> dict[str, Any]:
     """Generate a catalog of `titles` titles, import it on each database; return the figures."""
-    from catalog.generate import generate_catalog, write_jsonl
+    from catalog.imports.generate import generate_catalog, write_jsonl
 
     catalog = workdir / f"catalog-{titles}.jsonl"
     started = time.perf_counter()
@@ -166,7 +166,7 @@ def _child(url: str, catalog: Path, studio_id: str | None) -> None:
 
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    from catalog.imports import import_catalog
+    from catalog.imports.service import import_catalog
 
     if studio_id is None:
         with factory() as session, session.begin():
@@ -205,7 +205,7 @@ def _child(url: str, catalog: Path, studio_id: str | None) -> None:
 def _spill_bare_rows(catalog: Path, directory: Path) -> dict[str, int]:
     """Build the rows the import writes, with nothing checked, into per-table spills."""
     from catalog.assets import sanitize_filename, storage_key_for
-    from catalog.import_write import json_text as _json
+    from catalog.imports.write import json_text as _json
     from marketplace.core.ids import new_id
 
     studio = "org_bench"  # replaced by the real studio id when written

@@ -19,8 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from marketplace.core.devstack import SeaweedFS
-from marketplace.core.storage import READ_CHUNK_BYTES, S3Storage
+from marketplace.core.storage import READ_CHUNK_BYTES
+from marketplace.core.storage.s3 import S3Storage
+from marketplace.dev.servers import SeaweedFS
 
 MIB = 1024**2
 SIZE_MIB = int(os.environ.get("BENCH_READBACK_MIB", "512"))

@@ -5,8 +5,8 @@ For each database: `GET /api/v1/titles` served by gunicorn (the same server as p
 Flask route under gunicorn as the floor of any request. Requests are sequential (one client):
 these are latencies, not throughput. Then a sweep runs the raw SQL of some 300 combinations of
 words and two filters (`sweep_cases`) and reports the slowest: plan cliffs hide in
-combinations. The catalog comes from `catalog.generate` and is loaded with Core bulk inserts;
-the database keeps the full-text index itself (migration 0005).
+combinations. The catalog comes from `catalog.imports.generate` and is loaded with Core bulk
+inserts; the database keeps the full-text index itself (migration 0005).
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, Executable, func, insert, select, text
 
 from bench.servers import gunicorn, on_postgres
-from catalog.generate import generate_catalog
+from catalog.imports.generate import generate_catalog
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
-from catalog.search import CURSOR_SCOPE, TitleSearch, fetch_page, search_statement
+from catalog.search.query import CURSOR_SCOPE, TitleSearch, fetch_page, search_statement
 from marketplace import migrations
 from marketplace.accounts.principal import Principal
 from marketplace.core.db import make_engine, make_session_factory, utcnow
@@ -46,7 +46,7 @@ GOAL_P95_MS = 25.0
 # Full text plus two filters, as a developer (the marketplace's buyer) asks: a broad query
 # that has a page 200, a narrow one whose few matches lie far apart in id order, and between
 # them a word of 5% of the titles with rights filters, which the index cannot narrow (it took
-# 30-45 ms on PostgreSQL when the matches' rights were each probed; catalog.search).
+# 30-45 ms on PostgreSQL when the matches' rights were each probed; catalog.search.query).
 SCENARIOS: dict[str, dict[str, Any]] = {
     "broad_words_use_territory": {"q": "the", "permitted_use": "train", "territory": "US"},
     "narrow_words_genre_language": {"q": "lighthouse", "genre": "drama", "language": "en"},
@@ -163,7 +163,7 @@ class Accounts:
 
 
 def seed_accounts(url: str) -> Accounts:
-    from marketplace.demo import seed_demo_accounts
+    from marketplace.dev.demo import seed_demo_accounts
 
     engine = make_engine(url)
     try:

@@ -1,6 +1,6 @@
 """Catalog routes: titles, assets, rights grants, talent, credits, consents, clearance.
 
-`GET /titles` (search) lives in `catalog.search_routes`.
+`GET /titles` (search) lives in `catalog.search.routes`.
 """
 
 from __future__ import annotations

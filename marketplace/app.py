@@ -7,8 +7,9 @@ from collections.abc import Callable
 from flask import Flask
 from sqlalchemy.orm import Session
 
-from catalog import import_routes, search_routes
 from catalog import routes as catalog_routes
+from catalog.imports import routes as import_routes
+from catalog.search import routes as search_routes
 from config import Settings, load_settings
 from contracts import routes as contracts_routes
 from contracts.service import install_clearance_hook
@@ -24,7 +25,8 @@ from marketplace.core.db import make_engine, make_session_factory, read_only_eng
 from marketplace.core.logs import configure_logging
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from marketplace.core.storage import ObjectStorage, S3Storage
+from marketplace.core.storage import ObjectStorage
+from marketplace.core.storage.s3 import S3Storage
 from marketplace.core.web import AppState, init_app
 from marketplace.delivery import routes as delivery_routes
 

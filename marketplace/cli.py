@@ -131,7 +131,7 @@ def catalog_import(file: Path, studio_id: str) -> None:
 
     Exits 1 with every bad row, having written nothing, if any row is bad.
     """
-    from catalog.imports import import_catalog
+    from catalog.imports.service import import_catalog
     from marketplace.core.errors import DomainError
 
     progress = _ImportProgress()
@@ -179,7 +179,7 @@ def _print_import_errors(job: Any) -> None:
 def catalog_reindex() -> None:
     """Rebuild the titles' full-text index (SQLite, after a VACUUM); on PostgreSQL, merge
     the GIN indexes' pending entries."""
-    from catalog.search_index import reindex_titles, settle_title_index
+    from catalog.search.index import reindex_titles, settle_title_index
 
     with _session(_settings()) as session:
         count = reindex_titles(session)
@@ -204,7 +204,7 @@ def catalog_reindex() -> None:
 )
 def catalog_generate(titles: int, seed: int, output: Path | None) -> None:
     """Write a synthetic catalog in the import format (JSON Lines), the same for a seed."""
-    from catalog.generate import generate_catalog, write_jsonl
+    from catalog.imports.generate import generate_catalog, write_jsonl
 
     if output is None:
         write_jsonl(generate_catalog(titles, seed), sys.stdout)
@@ -232,7 +232,8 @@ def catalog_verify_assets(asset_ids: tuple[str, ...], limit: int | None) -> None
     its studio uploads it again. Exits 1 if any did.
     """
     from catalog.checksums import assets_awaiting_verification, verify_asset
-    from marketplace.core.storage import S3Storage, StorageUnavailable
+    from marketplace.core.storage import StorageUnavailable
+    from marketplace.core.storage.s3 import S3Storage
 
     settings = _settings()
     storage = S3Storage.from_settings(settings)
@@ -342,7 +343,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 def dev(port: int, host: str) -> None:
     """Run the embedded stack: SQLite, a local SeaweedFS and localstripe, demo data, the API."""
-    from marketplace.devserver import run_dev
+    from marketplace.dev.run import run_dev
 
     run_dev(_settings(), host=host, port=port)
 

@@ -17,7 +17,7 @@ from marketplace import migrations
 from marketplace.app import create_app
 from marketplace.billing.gateway import FakeGateway
 from marketplace.core.db import make_engine
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from marketplace.models import metadata
 from tests.world import World, build_world
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from config import Settings
 from marketplace.app import create_app
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.world import World
 
 ROLES = ("operator", "studio_a", "developer_x")

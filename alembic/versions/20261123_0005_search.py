@@ -78,7 +78,7 @@ _POSTGRES_UP = (
     # a bulk import of 100,000 titles) until a vacuum merges it. Inserts pay a little instead.
     "CREATE INDEX ix_fts_titles_search_vector ON titles USING gin (search_vector) "
     "WITH (fastupdate = off)",
-    # Developers' word searches find listed titles only (catalog.search): their own index is
+    # Developers' word searches find listed titles only (catalog.search.query): their own index is
     # half the size and spares intersecting the matches with the visibility index. The query
     # must say 'listed' as a literal for any plan, prepared ones included, to use it.
     "CREATE INDEX ix_fts_titles_search_vector_listed ON titles USING gin (search_vector) "

@@ -7,8 +7,8 @@ lexemes in the same vector, the GIN index intersects the three lists itself and 
 visited for the 76 only (1.8 ms on the benchmark's catalog).
 
 The lexemes start with `#`, which no search word can: words are letters and digits only
-(catalog.search), and PostgreSQL's parser never puts `#` in a token, so neither a word nor a
-word's prefix ("g", "lang") ever matches a facet. catalog.search adds the facets to the query
+(catalog.search.query), and PostgreSQL's parser never puts `#` in a token, so neither a word nor a
+word's prefix ("g", "lang") ever matches a facet. catalog.search.query adds the facets to the query
 only alongside words; without words, the genre and language filters keep their own indexes.
 
 SQLite is unchanged: its FTS5 table indexes name and synopsis only.

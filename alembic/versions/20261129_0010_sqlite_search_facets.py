@@ -15,17 +15,17 @@ The table becomes contentless (`content=''`): an external-content table reads it
 `titles` when rebuilt, and `titles` has no column of facet tokens; a view computing them cannot
 serve either, since FTS5 cannot read a view that calls json_each. The triggers supply every value,
 as before. The migration fills the table from scratch with `_REINDEX`, as
-`marketplace catalog reindex` (catalog/search_index.py) does after a VACUUM, which may renumber
+`marketplace catalog reindex` (catalog/search/index.py) does after a VACUUM, which may renumber
 the rowids of `titles` (the replacement of 0005's 'rebuild').
 
-The tokens, for catalog.search to ask for:
+The tokens, for catalog.search.query to ask for:
 - `\\ue000g<hex>`: a genre, as the hexadecimal of its UTF-8 bytes (a genre may hold any
   character, and a token only letters and digits);
 - `\\ue000l<hex>`: a language tag, exactly;
 - `\\ue000f<hex>`: the tag's language alone (`es` of `es-419`), so a bare language finds its
   regional and script variants with one token, not a prefix query.
 U+E000 is a private-use character: FTS5's unicode61 tokenizer keeps it inside a token (category
-Co), while catalog.search's words are letters and digits only (Python's `\\w` excludes Co), so
+Co), while catalog.search.query's words are letters and digits only (Python's `\\w` excludes Co), so
 no word nor any word's prefix ever matches a facet, and word queries need no column filter
 (which costs a broad search about 0.7 ms a window).
 

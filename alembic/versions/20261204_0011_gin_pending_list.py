@@ -13,7 +13,7 @@ what is pending in full: with PostgreSQL's default limit of 4 MB, the benchmark'
 took 4.4 ms instead of 1.9. So the limit is 256 kB here (worst case measured: 1.67 ms against
 1.58 settled), which costs the bulk import nothing measurable (50,300 records/s against
 50,100-56,000 with 4 MB), and the catalog import empties the list before it commits
-(catalog.search_index.settle_title_index): a bulk import leaves nothing pending; titles created
+(catalog.search.index.settle_title_index): a bulk import leaves nothing pending; titles created
 one by one leave at most 256 kB until the list fills or autovacuum next visits the table.
 
 `ix_credits_title_id` duplicates the leading column of `uq_credits_title_id_talent_id_role`,

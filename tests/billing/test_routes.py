@@ -19,7 +19,7 @@ from marketplace.billing.errors import PaymentProviderError
 from marketplace.billing.gateway import FakeGateway
 from marketplace.billing.models import Payment, PayoutEntry
 from marketplace.core.db import make_session_factory
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.billing.support import intent_event, make_contract, signature_header
 from tests.deals import cleared_title, signed_contract
 from tests.helpers import problem

@@ -15,7 +15,8 @@ from catalog.media import refresh_title_media, refresh_titles_media
 from catalog.models import Asset, Title
 from marketplace.audit.models import AuditEvent
 from marketplace.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from marketplace.core.storage import CHECKSUM_HEADER, InMemoryStorage, sha256_hex_to_base64
+from marketplace.core.storage import CHECKSUM_HEADER, sha256_hex_to_base64
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.catalog.factories import make_asset, make_title, principal
 from tests.world import World
 

@@ -18,7 +18,8 @@ from catalog import assets
 from catalog.checksums import assets_awaiting_verification, verify_asset
 from catalog.models import Asset, Title
 from marketplace.audit.models import AuditEvent
-from marketplace.core.storage import InMemoryStorage, StorageUnavailable
+from marketplace.core.storage import StorageUnavailable
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.catalog.factories import make_title
 from tests.catalog.test_multipart_upload import DATA, complete, part_urls, put_parts, sha
 from tests.world import World

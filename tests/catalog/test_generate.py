@@ -26,7 +26,7 @@ from catalog.coverage import (
     uncovered,
 )
 from catalog.eidr import validate_eidr
-from catalog.generate import GENRES, generate_catalog, write_jsonl
+from catalog.imports.generate import GENRES, generate_catalog, write_jsonl
 
 Record = dict[str, Any]
 

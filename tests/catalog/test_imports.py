@@ -20,9 +20,9 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from catalog.assets import complete_asset, sign_upload_parts
-from catalog.generate import generate_catalog, write_jsonl
-from catalog.import_parse import FIELDS
-from catalog.imports import import_catalog
+from catalog.imports.generate import generate_catalog, write_jsonl
+from catalog.imports.parse import FIELDS
+from catalog.imports.service import import_catalog
 from catalog.models import (
     Asset,
     Consent,
@@ -38,7 +38,7 @@ from catalog.titles import create_title
 from marketplace.accounts.principal import Principal
 from marketplace.audit.models import AuditEvent
 from marketplace.cli import main
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.helpers import problem
 from tests.world import World
 
@@ -487,7 +487,7 @@ class TestValidation:
         ]
 
     def test_json_lines_read_as_the_json_module_reads_them(self) -> None:
-        from catalog.import_parse import read_records
+        from catalog.imports.parse import read_records
 
         lines = [
             b'\xef\xbb\xbf{"type": "title", "external_id": "bom"}',
@@ -833,7 +833,7 @@ class TestDemoCatalog:
     def test_each_demo_studio_gets_a_catalog_with_ready_videos_and_a_rerun_changes_nothing(
         self, session: Session
     ) -> None:
-        from marketplace.demo import seed_demo_accounts, seed_demo_catalog
+        from marketplace.dev.demo import seed_demo_accounts, seed_demo_catalog
 
         storage = InMemoryStorage("demo")
         accounts = seed_demo_accounts(session, secret_key="demo-secret-key-0123456789abcdefghij")
@@ -864,7 +864,7 @@ class TestDemoCatalog:
     def test_demo_videos_are_uploaded_to_a_real_store(
         self, session: Session, s3_storage: Any
     ) -> None:
-        from marketplace.demo import seed_demo_accounts, seed_demo_catalog
+        from marketplace.dev.demo import seed_demo_accounts, seed_demo_catalog
 
         accounts = seed_demo_accounts(session, secret_key="demo-secret-key-0123456789abcdefghij")
         seed_demo_catalog(session, s3_storage, accounts, titles=5, ready_videos=2)
@@ -880,10 +880,10 @@ class TestPostgresqlIndexesAfterTheImport:
     def test_a_large_import_refreshes_postgresql_statistics(
         self, session: Session, world: World, dialect: str, monkeypatch: Any
     ) -> None:
-        import catalog.import_apply
+        import catalog.imports.apply
 
         # Small numbers stand in for a large catalog.
-        monkeypatch.setattr(catalog.import_apply, "ANALYZE_AFTER_ROWS", 3)
+        monkeypatch.setattr(catalog.imports.apply, "ANALYZE_AFTER_ROWS", 3)
         records = [film("f"), *(asset(f"a{i}", "f") for i in range(5))]
         job = run_import(session, world, "studio_a", jsonl(records))
         assert job.status == "succeeded"
@@ -895,7 +895,7 @@ class TestPostgresqlIndexesAfterTheImport:
     def test_an_import_leaves_nothing_pending_in_the_search_index(
         self, session: Session, world: World, dialect: str
     ) -> None:
-        from catalog.search_index import settle_title_index
+        from catalog.search.index import settle_title_index
 
         if dialect != "postgresql":
             pytest.skip("PostgreSQL's GIN pending list (migration 0011)")
@@ -913,20 +913,20 @@ class TestPostgresqlIndexesAfterTheImport:
 
 @pytest.mark.postgres
 class TestStreamingWrites:
-    """On PostgreSQL new records are written while the file is checked (catalog.import_stream)."""
+    """On PostgreSQL new records are written while the file is checked (catalog.imports.stream)."""
 
     @pytest.fixture(autouse=True)
     def _small_batches(self, dialect: str, monkeypatch: Any) -> None:
-        import catalog.import_stream
+        import catalog.imports.stream
 
         if dialect != "postgresql":
             pytest.skip("PostgreSQL's COPY from a thread")
         # Small numbers stand in for a large file: several batches are sent during the check.
-        monkeypatch.setattr(catalog.import_stream, "BATCH_ROWS", 2)
+        monkeypatch.setattr(catalog.imports.stream, "BATCH_ROWS", 2)
 
     @staticmethod
     def _rows_streamed(monkeypatch: Any) -> list[int]:
-        from catalog.import_write import CopyThread
+        from catalog.imports.write import CopyThread
 
         sent: list[int] = []
         put = CopyThread.put
@@ -941,7 +941,7 @@ class TestStreamingWrites:
     def test_streamed_and_second_pass_writes_build_the_same_catalog(
         self, session: Session, world: World, monkeypatch: Any
     ) -> None:
-        import catalog.imports
+        import catalog.imports.service
 
         content = io.StringIO()
         write_jsonl(generate_catalog(25, seed=3), content)
@@ -953,7 +953,7 @@ class TestStreamingWrites:
         def no_stream(*args: Any) -> Iterator[None]:
             yield None
 
-        monkeypatch.setattr(catalog.imports, "_streaming", no_stream)
+        monkeypatch.setattr(catalog.imports.service, "_streaming", no_stream)
         applied = run_import(session, world, "studio_b", content.getvalue().encode())
         assert applied.summary == streamed.summary
 
@@ -1047,28 +1047,28 @@ class TestStreamingWrites:
     def test_a_title_written_meanwhile_by_someone_else_is_a_conflict(
         self, session: Session, world: World, monkeypatch: Any
     ) -> None:
-        import catalog.imports
+        import catalog.imports.service
         from marketplace.core.errors import Conflict
 
         create_title(
             session, principal_of(world, "studio_a"), external_id="f1", kind="film", name="Old"
         )
         # As if the title had been created after the importer read the catalog.
-        monkeypatch.setattr(catalog.imports, "_existing_titles", lambda *args: {})
+        monkeypatch.setattr(catalog.imports.service, "_existing_titles", lambda *args: {})
         with pytest.raises(Conflict, match="catalog changed"):
             run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
         assert session.scalars(select(Title.name)).all() == ["Old"]
 
 
 class TestBulkWrites:
-    """The second pass writes in bulk (catalog.import_write): COPY, or multi-row INSERTs."""
+    """The second pass writes in bulk (catalog.imports.write): COPY, or multi-row INSERTs."""
 
     @pytest.mark.parametrize("by", ["rows", "columns"])
     def test_sqlite_takes_whole_statements_then_the_rest(self, monkeypatch: Any, by: str) -> None:
-        import catalog.import_write
-        from catalog.import_write import SqliteInserter
+        import catalog.imports.write
+        from catalog.imports.write import SqliteInserter
 
-        monkeypatch.setattr(catalog.import_write, "SQLITE_ROWS_PER_STATEMENT", 3)
+        monkeypatch.setattr(catalog.imports.write, "SQLITE_ROWS_PER_STATEMENT", 3)
         dbapi = sqlite3.connect(":memory:")
         dbapi.execute("CREATE TABLE t (a INTEGER PRIMARY KEY, b TEXT, c REAL, d TEXT)")
         statements: list[str] = []
@@ -1100,12 +1100,12 @@ class TestBulkWrites:
     def test_a_catalog_written_in_statements_of_a_few_rows_is_the_same(
         self, session: Session, world: World, monkeypatch: Any
     ) -> None:
-        import catalog.import_write
+        import catalog.imports.write
 
         content = io.StringIO()
         write_jsonl(generate_catalog(8, seed=5), content)
         first = run_import(session, world, "studio_a", content.getvalue().encode())
-        monkeypatch.setattr(catalog.import_write, "SQLITE_ROWS_PER_STATEMENT", 3)
+        monkeypatch.setattr(catalog.imports.write, "SQLITE_ROWS_PER_STATEMENT", 3)
         again = run_import(session, world, "studio_b", content.getvalue().encode())
         assert first.status == again.status == "succeeded"
         assert first.summary == again.summary
@@ -1123,7 +1123,7 @@ class TestBulkWrites:
     def test_a_row_written_meanwhile_by_someone_else_is_a_conflict(
         self, session: Session, world: World, monkeypatch: Any
     ) -> None:
-        import catalog.imports
+        import catalog.imports.service
         from marketplace.core.errors import Conflict
 
         create_title(
@@ -1131,7 +1131,7 @@ class TestBulkWrites:
         )
         # As if the title had been created after the importer read the catalog: the bulk write
         # itself (a DB-API error, not SQLAlchemy's) finds the key taken.
-        monkeypatch.setattr(catalog.imports, "_existing_titles", lambda *args: {})
+        monkeypatch.setattr(catalog.imports.service, "_existing_titles", lambda *args: {})
         # The caller's transaction (a savepoint here) is rolled back, as the routes' and CLI's are.
         with pytest.raises(Conflict, match="catalog changed"), session.begin_nested():
             run_import(session, world, "studio_a", jsonl([film("f0"), film("f1")]))
@@ -1142,9 +1142,9 @@ class TestBulkWrites:
     ) -> None:
         # A batch of which nothing is stored yet is built column by column (NewRows.*_columns):
         # the same rows, but for their new ids, as the record-by-record path builds.
-        from catalog.import_apply import ASSET_COLUMNS, CREDIT_COLUMNS, NewRows
-        from catalog.import_check import Check, Spill
-        from catalog.import_parse import read_records
+        from catalog.imports.apply import ASSET_COLUMNS, CREDIT_COLUMNS, NewRows
+        from catalog.imports.check import Check, Spill
+        from catalog.imports.parse import read_records
 
         content = io.StringIO()
         write_jsonl(generate_catalog(6, seed=11), content)
@@ -1181,12 +1181,12 @@ class TestBulkWrites:
     def test_json_lists_are_remembered_within_a_bound(
         self, monkeypatch: Any, tmp_path: Any
     ) -> None:
-        import catalog.import_apply
-        from catalog.import_apply import NewRows
-        from catalog.import_check import Check, Spill
-        from catalog.import_write import json_text
+        import catalog.imports.apply
+        from catalog.imports.apply import NewRows
+        from catalog.imports.check import Check, Spill
+        from catalog.imports.write import json_text
 
-        monkeypatch.setattr(catalog.import_apply, "JSON_LISTS_KEPT", 3)
+        monkeypatch.setattr(catalog.imports.apply, "JSON_LISTS_KEPT", 3)
         make = NewRows("org_x", Check({}, {}, Spill(tmp_path)), "now")
         lists = [["WW"], ["FR", "US"], ['say "hi"', "café"], ["a\\b", "\n"], ["FR", "US"], []]
         for values in lists * 3:
@@ -1200,10 +1200,10 @@ class TestBulkWrites:
     ) -> None:
         import gc
 
-        import catalog.import_check
+        import catalog.imports.check
 
         # Small batches stand in for a large file.
-        monkeypatch.setattr(catalog.import_check, "SPILL_BATCH", 3)
+        monkeypatch.setattr(catalog.imports.check, "SPILL_BATCH", 3)
         content = io.StringIO()
         write_jsonl(generate_catalog(4, seed=2), content)
         collections: list[int] = []

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from catalog import assets
-from marketplace.core.storage import InMemoryStorage, upload_headers
+from marketplace.core.storage import upload_headers
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.catalog.factories import make_title
 from tests.helpers import problem
 from tests.world import World

@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from catalog.models import Title
-from marketplace.core.storage import CHECKSUM_HEADER, InMemoryStorage, sha256_hex_to_base64
+from marketplace.core.storage import CHECKSUM_HEADER, sha256_hex_to_base64
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.catalog.factories import (
     make_asset,
     make_consent,

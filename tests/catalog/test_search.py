@@ -12,13 +12,13 @@ import pytest
 from sqlalchemy import bindparam, delete, func, inspect, select, text, update
 from sqlalchemy.orm import Session
 
-from catalog import search as search_module
 from catalog.eidr import format_eidr
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
 from catalog.presenters import present_titles
-from catalog.search import MAX_TERMS, fts5_facet, search_terms
-from catalog.search_index import TITLE_GIN_INDEXES, reindex_titles, settle_title_index
-from catalog.search_routes import TitlePageSchema
+from catalog.search import query as search_module
+from catalog.search.index import TITLE_GIN_INDEXES, reindex_titles, settle_title_index
+from catalog.search.query import MAX_TERMS, fts5_facet, search_terms
+from catalog.search.routes import TitlePageSchema
 from catalog.titles import set_genres
 from marketplace.accounts.principal import Principal
 from marketplace.core.errors import BadRequest
@@ -177,7 +177,7 @@ def force_plan(monkeypatch: pytest.MonkeyPatch, *, broad: bool) -> None:
 
 @pytest.fixture(params=["from_matches", "walking_ids", "walking_one_title_windows"])
 def text_plan(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every plan for words (catalog/search.py) must find the same titles: from the matches,
+    """Every plan for words (catalog/search/query.py) must find the same titles: from the matches,
     walking the ids (on SQLite, in windows of 256 titles), and walking in windows of one title
     (a window per title, each growing fourfold: every path through fetch_page's loop)."""
     if request.param != "from_matches":
@@ -641,7 +641,7 @@ class TestIndexMaintenance:
             "titles_fts_after_delete",
         } <= triggers
         table = session.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'titles_fts'"))
-        assert "prefix='1 2 3 4'" in table  # catalog.search's plans are tuned to it
+        assert "prefix='1 2 3 4'" in table  # catalog.search.query's plans are tuned to it
         a = world["studio_a"].org_id
         make_title(session, a, "Café Ξ", genres=("ciné-club", "drama"), language="zh-Hant-TW")
         make_title(session, a, "No facets", genres=(), language=None)
@@ -655,7 +655,7 @@ class TestIndexMaintenance:
         session.execute(delete(Title).where(Title.id == catalog["draft"].id))
         session.execute(text("INSERT INTO titles_fts(titles_fts) VALUES ('integrity-check')"))
         # The index the triggers kept holds exactly what one built afresh from the titles holds,
-        # the facet tokens as catalog.search spells them in its queries (migration 0010).
+        # the facet tokens as catalog.search.query spells them in its queries (migration 0010).
         session.execute(
             text(
                 "CREATE VIRTUAL TABLE temp.expected_fts USING fts5(name, synopsis, facets,"
@@ -843,7 +843,7 @@ def _kind(actor: str) -> str:
 
 
 class TestPlans:
-    """Both shapes of a words search (catalog/search.py) find the same titles."""
+    """Both shapes of a words search (catalog/search/query.py) find the same titles."""
 
     def test_the_probe_counts_the_facets_with_the_words(
         self,

@@ -17,7 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from marketplace.app import create_app
 from marketplace.core import db as db_module
 from marketplace.core.db import database_fault
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from tests.helpers import problem, sqlite_write_lock_held
 from tests.world import World
 

@@ -17,22 +17,22 @@ import pytest
 import requests
 from botocore.exceptions import IncompleteReadError
 
-from marketplace.core.devstack import SeaweedFS, free_port
 from marketplace.core.storage import (
     CHECKSUM_HEADER,
-    InMemoryStorage,
     MultipartRefused,
     ObjectChanged,
     ObjectInfo,
     ObjectMissing,
     ObjectStorage,
     PartDone,
-    S3Storage,
     StorageUnavailable,
     attachment_disposition,
     range_headers,
     upload_headers,
 )
+from marketplace.core.storage.fake import InMemoryStorage
+from marketplace.core.storage.s3 import S3Storage
+from marketplace.dev.servers import SeaweedFS, free_port
 
 HttpPut = Callable[[str, bytes, Mapping[str, str]], int]
 HttpGet = Callable[..., tuple[int, bytes, Mapping[str, str]]]  # (url, headers=None)

@@ -19,7 +19,7 @@ from marketplace.app import create_app
 from marketplace.core import db as db_module
 from marketplace.core.api import format_utc
 from marketplace.core.db import make_engine
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from marketplace.core.web import db, is_read_only_view, read_only
 from tests.catalog.factories import make_title
 from tests.helpers import problem, sqlite_write_lock_held

@@ -17,7 +17,7 @@ from contracts.models import Contract
 from marketplace.app import create_app
 from marketplace.audit.models import AuditEvent, AuditEventParty
 from marketplace.core.db import make_session_factory
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
 from marketplace.delivery.models import Download
 from tests.catalog.factories import make_asset, make_title
 from tests.deals import cleared_title, signed_contract

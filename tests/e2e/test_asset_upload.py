@@ -15,7 +15,7 @@ from catalog import assets
 from catalog.checksums import verify_asset
 from config import Settings
 from marketplace.app import create_app
-from marketplace.core.storage import S3Storage
+from marketplace.core.storage.s3 import S3Storage
 from tests.helpers import problem
 from tests.world import World
 

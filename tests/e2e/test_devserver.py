@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from marketplace import devserver
-from marketplace.core import devstack
+from marketplace.dev import run as devserver
+from marketplace.dev import servers as devstack
 
 
 def test_a_taken_port_stops_dev_before_any_server_starts(

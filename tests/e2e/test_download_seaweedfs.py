@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from config import Settings
 from marketplace.app import create_app
-from marketplace.core.storage import S3Storage
+from marketplace.core.storage.s3 import S3Storage
 from tests.catalog.factories import make_asset, make_title
 from tests.delivery.builders import make_contract
 from tests.world import World

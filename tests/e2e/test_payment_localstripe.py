@@ -29,8 +29,8 @@ from werkzeug.serving import make_server
 from config import Settings
 from marketplace.app import create_app
 from marketplace.core.db import make_session_factory
-from marketplace.core.devstack import LOOPBACK, LocalStripe, configure_webhook
-from marketplace.core.storage import InMemoryStorage
+from marketplace.core.storage.fake import InMemoryStorage
+from marketplace.dev.servers import LOOPBACK, LocalStripe, configure_webhook
 from tests.deals import cleared_title, signed_contract
 from tests.world import World, build_world
 

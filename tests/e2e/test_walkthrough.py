@@ -22,7 +22,7 @@ from typing import IO
 
 import pytest
 
-from marketplace.core.devstack import free_port
+from marketplace.dev.servers import free_port
 
 pytestmark = [pytest.mark.servers]
 

@@ -15,7 +15,7 @@ from catalog.coverage import ALL_USES
 from catalog.models import TITLE_KINDS
 from catalog.presenters import present_title
 from catalog.schemas import TitleSchema
-from catalog.search import TitleRow, TitleSearch, search_titles
+from catalog.search.query import TitleRow, TitleSearch, search_titles
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import PageArgsSchema, format_utc, page_of
 from marketplace.core.web import current_actor, db, read_only, state

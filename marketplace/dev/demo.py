@@ -117,8 +117,8 @@ def seed_demo_catalog(
     Idempotent, as imports are: a rerun finds every record unchanged and every upload done.
     """
     from catalog.assets import complete_asset
-    from catalog.generate import generate_catalog, write_jsonl
-    from catalog.imports import import_catalog
+    from catalog.imports.generate import generate_catalog, write_jsonl
+    from catalog.imports.service import import_catalog
 
     jobs: dict[str, ImportJob] = {}
     studios = [seeded for seeded in accounts if seeded.account.kind == "studio"]

@@ -8,7 +8,7 @@ compared with what is stored: unchanged ones are not written again, changed ones
 place. When the studio has no rows of a kind yet, the lookups are skipped, and a batch of assets
 or credits that are all new (most of a first import) is built and written column by column.
 
-On PostgreSQL most new records of a first import never reach this pass: `catalog.import_stream`
+On PostgreSQL most new records of a first import never reach this pass: `catalog.imports.stream`
 writes them while the file is being checked, and this pass writes the rest (`NewRows` builds
 the rows of new records for both).
 """
@@ -25,9 +25,9 @@ from sqlalchemy import Table, delete, exists, select, text
 from sqlalchemy.orm import Session
 
 from catalog.assets import storage_key_for
-from catalog.import_check import Check, ExistingTitle, Spill
-from catalog.import_parse import Record, is_plain_file_name
-from catalog.import_write import BulkWriter, Columns, Row, json_text
+from catalog.imports.check import Check, ExistingTitle, Spill
+from catalog.imports.parse import Record, is_plain_file_name
+from catalog.imports.write import BulkWriter, Columns, Row, json_text
 from catalog.media import refresh_titles_media
 from catalog.models import (
     Asset,
@@ -298,7 +298,7 @@ class Apply:
     progress: Progress | None = None
     tallies: dict[str, Tally] = field(default_factory=dict)
     refresh: set[str] = field(default_factory=set)
-    # Given when records were already written (catalog.import_stream), with their ids.
+    # Given when records were already written (catalog.imports.stream), with their ids.
     new_rows: NewRows | None = None
     # Statements run through the session so far (see `run`).
     _statements: int = field(default=0, init=False)

@@ -1,14 +1,14 @@
 """Bulk import of a studio's catalog from CSV or JSON Lines: all or nothing, and idempotent.
 
 One file holds titles, assets, rights grants, talent, credits and consents, keyed by external id
-(`catalog.import_parse` describes the format). An import runs in the caller's transaction:
+(`catalog.imports.parse` describes the format). An import runs in the caller's transaction:
 
-1. `catalog.import_check` reads the file once, streaming, and validates every record and the
+1. `catalog.imports.check` reads the file once, streaming, and validates every record and the
    references between them, reporting every bad row (not just the first);
-2. only if there is none, `catalog.import_apply` writes the records in bulk, creating what is new,
+2. only if there is none, `catalog.imports.apply` writes the records in bulk, creating what is new,
    updating what changed, and leaving alone what did not.
 
-On PostgreSQL, `catalog.import_stream` writes the records that are certainly new during step 1,
+On PostgreSQL, `catalog.imports.stream` writes the records that are certainly new during step 1,
 inside a savepoint that a bad row rolls back: the server writes while Python checks.
 
 Either way one report (`ImportJob`) and one audit event record the import. A failed import
@@ -48,12 +48,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.access import acting_studio
-from catalog.import_apply import Apply
-from catalog.import_check import Check, ExistingTitle, Spill
-from catalog.import_parse import ReadRow, detect_format, read_records
-from catalog.import_stream import Stream
+from catalog.imports.apply import Apply
+from catalog.imports.check import Check, ExistingTitle, Spill
+from catalog.imports.parse import ReadRow, detect_format, read_records
+from catalog.imports.stream import Stream
 from catalog.models import ImportJob, Talent, Title
-from catalog.search_index import settle_title_index
+from catalog.search.index import settle_title_index
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
@@ -188,7 +188,7 @@ def import_catalog(
 def _streaming(
     session: Session, studio: str, check: Check, started: datetime
 ) -> Iterator[Stream | None]:
-    """On PostgreSQL, write new records while the file is checked (`catalog.import_stream`)."""
+    """On PostgreSQL, write new records while the file is checked (`catalog.imports.stream`)."""
     if session.connection().dialect.name != "postgresql":
         # SQLite writes in this very thread: writing early would only slow the check down.
         yield None

@@ -24,7 +24,7 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
 
     from marketplace import migrations
     from marketplace.app import create_app
-    from marketplace.core.devstack import LocalStripe, SeaweedFS, configure_webhook, free_port
+    from marketplace.dev.servers import LocalStripe, SeaweedFS, configure_webhook, free_port
 
     signal.signal(signal.SIGTERM, _raise_exit)
     # Ctrl-C stops everything even when started in the background, where SIGINT is inherited
@@ -89,7 +89,7 @@ class _AppWhenReady:
 
 def _seed(app: Any) -> list[Any]:
     from marketplace.core.web import AppState
-    from marketplace.demo import seed_demo_accounts, seed_demo_catalog
+    from marketplace.dev.demo import seed_demo_accounts, seed_demo_catalog
 
     app_state: AppState = app.extensions["clearcut"]
     app_state.storage.ensure_bucket()

@@ -6,7 +6,7 @@ not have, an asset, grant or consent of a kind the studio has none of, a credit 
 title — are written as soon as they pass their own checks, once what they name is written too:
 batches of rows go to a thread that COPYs them into the tables, parents first, while the check
 reads on. The rest (records that may already exist, and those naming a title or talent further
-down the file) go to the spill for the second pass (`catalog.import_apply`), as before.
+down the file) go to the spill for the second pass (`catalog.imports.apply`), as before.
 
 It all happens inside a savepoint. If the check then finds a bad row, the savepoint is rolled
 back and the import writes nothing but its report. A key the file repeats makes a COPY fail
@@ -23,7 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
-from catalog.import_apply import (
+from catalog.imports.apply import (
     ASSET_COLUMNS,
     CONSENT_COLUMNS,
     CREDIT_COLUMNS,
@@ -36,9 +36,9 @@ from catalog.import_apply import (
     Tally,
     kinds_in_catalog,
 )
-from catalog.import_check import Check
-from catalog.import_parse import Record
-from catalog.import_write import CopyThread, Row, stored_now
+from catalog.imports.check import Check
+from catalog.imports.parse import Record
+from catalog.imports.write import CopyThread, Row, stored_now
 from catalog.models import (
     Asset,
     Consent,

@@ -6,7 +6,7 @@ them than assets); the keys that must only be unique (assets, grants, consents, 
 as 64-bit hashes, 8 bytes each, and a hash seen twice is confirmed against the real keys by a
 second reading of the file (only then, so a clean file is read once). Valid records go, already
 normalized, to a spill on disk that the second pass writes from, unless a `sink` takes them first
-(on PostgreSQL, `catalog.import_stream` writes new records at once).
+(on PostgreSQL, `catalog.imports.stream` writes new records at once).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
-from catalog.import_parse import FieldError, ReadRow, Record, validate_record
+from catalog.imports.parse import FieldError, ReadRow, Record, validate_record
 from catalog.models import CHILD_KINDS
 
 ERRORS_KEPT = 1000
@@ -179,7 +179,7 @@ class Check:
     titles: dict[str, FileTitle] = field(default_factory=dict)
     talent: dict[str, int] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    # Offered each valid record first (catalog.import_stream): True if it took it.
+    # Offered each valid record first (catalog.imports.stream): True if it took it.
     sink: Callable[[str, Record], bool] | None = None
     _keys: dict[str, HashedKeys] = field(default_factory=dict)
     _title_refs: dict[str, list[tuple[int, str]]] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 
 from catalog.access import require_catalog_editor
-from catalog.imports import get_import, import_catalog
+from catalog.imports.service import get_import, import_catalog
 from catalog.models import ImportJob
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import Schema, UTCDateTime

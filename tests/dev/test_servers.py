@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import stripe
 
-from marketplace.core.devstack import (
+from marketplace.dev.servers import (
     DevServerError,
     LocalStripe,
     SeaweedFS,

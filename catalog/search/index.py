@@ -10,7 +10,7 @@ full: `settle_title_index` merges it into the index, as the catalog import does 
 commits and `marketplace catalog reindex` does on PostgreSQL.
 
 The facet tokens must be spelled exactly as migration 0010's triggers spell them and as
-catalog.search asks for them; tests/catalog/test_search.py checks all three agree.
+catalog.search.query asks for them; tests/catalog/test_search.py checks all three agree.
 """
 
 from __future__ import annotations
