@@ -66,10 +66,6 @@ class Window:
         """Return the number of days in the window."""
         return (self.end - self.start).days + 1
 
-    def covers(self, other: Window) -> bool:
-        """Return whether every day of `other` lies inside this window."""
-        return self.start <= other.start and other.end <= self.end
-
     def overlaps(self, other: Window) -> bool:
         """Return whether the two windows share at least one day."""
         return self.start <= other.end and other.start <= self.end

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import Asset
 from contracts.models import Attestation, Contract
-from contracts.service import get_contract, visible_contracts
+from contracts.service import get_contract
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.db import utcnow
@@ -98,7 +98,3 @@ def overdue_filter(today: date) -> Any:
         Attestation.contract_id == Contract.id, Attestation.kind == "deletion"
     )
     return and_(Contract.signed_at.is_not(None), ended_long_ago, not_(has_deletion))
-
-
-def overdue_contracts(viewer: Principal, today: date) -> Select[Contract]:
-    return visible_contracts(viewer).where(overdue_filter(today))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import date
@@ -100,10 +99,6 @@ def canonical_terms(
         "prohibitions": [code for code, _ in PROHIBITIONS],
         "duties": ["compensate", "delete_at_end_of_term", "attest_deletion"],
     }
-
-
-def canonical_json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def new_licensee_reference() -> str:

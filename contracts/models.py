@@ -83,15 +83,6 @@ class Contract(Base):
             return "expired"
         return self.status
 
-    def is_active(self, today: date) -> bool:
-        return self.current_status(today) == "active" and today >= self.starts_on
-
-    def ended_on(self) -> date | None:
-        """The day the licence ended, if it has: its end date or its termination."""
-        if self.terminated_at is not None:
-            return min(self.terminated_at.date(), self.ends_on)
-        return self.ends_on
-
 
 class ContractTitle(Base):
     """One row per contract × title: the exclusivity check and price guidance join on it."""
