@@ -51,6 +51,22 @@ class Settings:
     redis_url: str | None = None
     # Requests per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = 1200
+    # The most one statement of an API request may run, in milliseconds (0: unbounded); past it
+    # the request answers 503 database_busy and frees its worker.
+    statement_timeout_ms: int = 5000
+    # The same bound for an import over HTTP, which runs longer statements (bulk writes).
+    import_statement_timeout_ms: int = 600_000
+
+    @property
+    def statement_timeout(self) -> float | None:
+        """An API request's statement bound in seconds, or None for none."""
+        return self.statement_timeout_ms / 1000 if self.statement_timeout_ms > 0 else None
+
+    @property
+    def import_statement_timeout(self) -> float | None:
+        """An HTTP import's statement bound in seconds, or None for none."""
+        ms = self.import_statement_timeout_ms
+        return ms / 1000 if ms > 0 else None
 
     @property
     def is_production(self) -> bool:
@@ -68,6 +84,11 @@ class Settings:
             raise ConfigurationError("MARKETPLACE_FEE_BPS must be between 0 and 10000")
         if not 1 <= self.download_url_ttl_seconds <= 3600:
             raise ConfigurationError("DOWNLOAD_URL_TTL_SECONDS must be between 1 and 3600")
+        if self.statement_timeout_ms < 0 or self.import_statement_timeout_ms < 0:
+            raise ConfigurationError(
+                "DATABASE_STATEMENT_TIMEOUT_MS and IMPORT_STATEMENT_TIMEOUT_MS must not be "
+                "negative (0 turns the bound off)"
+            )
         if not self.is_production:
             return
         problems = []
@@ -132,6 +153,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_json=env.get("LOG_FORMAT", "json") != "text",
         redis_url=env.get("REDIS_URL") or None,
         rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", base.rate_limit_per_minute),
+        statement_timeout_ms=_int(env, "DATABASE_STATEMENT_TIMEOUT_MS", base.statement_timeout_ms),
+        import_statement_timeout_ms=_int(
+            env, "IMPORT_STATEMENT_TIMEOUT_MS", base.import_statement_timeout_ms
+        ),
     )
     if production:
         missing = [

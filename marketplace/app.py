@@ -63,7 +63,7 @@ def create_app(
     )
     read_session_factory = None
     if session_factory is None:
-        engine = make_engine(settings.database_url)
+        engine = make_engine(settings.database_url, statement_timeout=settings.statement_timeout)
         session_factory = make_session_factory(engine)
         read_session_factory = make_session_factory(read_only_engine(engine))
     init_app(

@@ -26,7 +26,9 @@ def _session(settings: Settings) -> Iterator[Any]:
     """A session whose engine is disposed afterwards: a CLI run leaves no connection behind."""
     from marketplace.core.db import make_engine, make_session_factory
 
-    engine = make_engine(settings.database_url)
+    # Unbounded statements: a command runs as long as its work needs (an import of millions of
+    # records), unlike an API request (DATABASE_STATEMENT_TIMEOUT_MS).
+    engine = make_engine(settings.database_url, statement_timeout=None)
     session = make_session_factory(engine)()
     try:
         yield session

@@ -15,6 +15,7 @@ from catalog.imports.service import get_import, import_catalog
 from catalog.models import ImportJob
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import Schema, UTCDateTime
+from marketplace.core.db import statement_bound
 from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint(
@@ -167,13 +168,16 @@ class CatalogImports(MethodView):
     def post(self, form: dict[str, Any]) -> Any:
         """Import a catalog file, all or nothing; a failed one is a 201 listing every bad row."""
         upload = form["file"]
-        job = import_catalog(
-            db(),
-            _principal(),
-            upload.stream,
-            studio_id=form.get("studio_id"),
-            filename=upload.filename,
-        )
+        session = db()
+        # An import's bulk statements may run far past an API request's bound.
+        with statement_bound(session, state().settings.import_statement_timeout):
+            job = import_catalog(
+                session,
+                _principal(),
+                upload.stream,
+                studio_id=form.get("studio_id"),
+                filename=upload.filename,
+            )
         return _report(job)
 
 

@@ -114,6 +114,78 @@ def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.close()
 
 
+# --- the bound on a statement's time ---------------------------------------------------------
+#
+# PostgreSQL bounds each statement itself (statement_timeout, set per connection in its libpq
+# options: no round trip per request). SQLite has no such setting: a progress handler, called
+# every _SQLITE_PROGRESS_STEPS virtual-machine instructions, interrupts a statement past its
+# deadline (SQLITE_INTERRUPT), which each statement sets as it starts. Both then fail the
+# request with 503 database_busy (database_fault: "timeout") and free its worker.
+
+_DEADLINE = "clearcut_statement_deadline"
+_BOUND = "clearcut_statement_bound"
+# About a tenth of a millisecond of SQLite's work between two looks at the clock.
+_SQLITE_PROGRESS_STEPS = 10_000
+
+
+def _sqlite_bound_connect(seconds: float | None) -> Any:
+    def connect(dbapi_connection: Any, connection_record: Any) -> None:
+        info = connection_record.info
+        info[_BOUND] = seconds
+        info[_DEADLINE] = None
+        monotonic = time.monotonic
+
+        def past_deadline() -> int:
+            deadline = info[_DEADLINE]
+            return 1 if deadline is not None and monotonic() > deadline else 0
+
+        dbapi_connection.set_progress_handler(past_deadline, _SQLITE_PROGRESS_STEPS)
+
+    return connect
+
+
+def _sqlite_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # No deadline carries over from the connection's last user (a raw DB-API cursor, which
+    # sets none of its own, would otherwise meet it).
+    record.info[_DEADLINE] = None
+
+
+def _sqlite_start_statement(conn: Any, *args: Any) -> None:
+    info = conn.connection.info
+    bound = info.get(_BOUND)
+    info[_DEADLINE] = None if bound is None else time.monotonic() + bound
+
+
+@contextlib.contextmanager
+def statement_bound(session: Session, seconds: float | None) -> Iterator[None]:
+    """Bound each statement the block runs by `seconds` (None: no bound) instead of the
+    engine's own, within the session's transaction: a long job (an import) in a request whose
+    engine bounds statements for interactive use.
+
+    The bound is restored when the block ends; on PostgreSQL with SET LOCAL, which the
+    transaction's end also undoes."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        milliseconds = 0 if seconds is None else max(1, int(seconds * 1000))
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+        try:
+            yield
+        finally:
+            if connection.in_transaction() and not connection.invalidated:
+                connection.exec_driver_sql("SET LOCAL statement_timeout TO DEFAULT")
+        return
+    info = connection.connection.info
+    if _BOUND not in info:  # an engine without a bound: nothing to change, nothing to restore
+        yield
+        return
+    before = info[_BOUND]
+    info[_BOUND], info[_DEADLINE] = seconds, None
+    try:
+        yield
+    finally:
+        info[_BOUND], info[_DEADLINE] = before, None
+
+
 def _sqlite_begin(conn: Any) -> None:
     if conn.get_execution_options().get(_NO_TRANSACTION):
         return  # read_only_engine(): every statement is its own transaction
@@ -158,6 +230,16 @@ def read_only_engine(engine: Engine) -> Engine:
 POSTGRES_SESSION_OPTIONS = "-c TimeZone=UTC -c max_parallel_workers_per_gather=0"
 
 
+def _with_statement_timeout(url: str, seconds: float) -> str:
+    """The URL with our statement_timeout ahead of its own options (its own still win)."""
+    parsed = make_url(url)
+    own = parsed.query.get("options")
+    own_text = "" if not own else (own if isinstance(own, str) else " ".join(own))
+    ours = f"-c statement_timeout={max(1, int(seconds * 1000))}"
+    options = f"{ours} {own_text}".strip()
+    return parsed.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
 def _session_options(url: str) -> tuple[URL, str]:
     """The URL without its libpq `options`, and ours followed by them: the URL's own settings
     (`?options=-c lock_timeout=10s`, say) come last, so they win where both set a parameter,
@@ -170,8 +252,13 @@ def _session_options(url: str) -> tuple[URL, str]:
     return parsed.difference_update_query(["options"]), f"{POSTGRES_SESSION_OPTIONS} {own_text}"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine with the per-dialect settings this service relies on."""
+def make_engine(url: str, *, statement_timeout: float | None = None, **kwargs: Any) -> Engine:
+    """Create an engine with the per-dialect settings this service relies on.
+
+    `statement_timeout` bounds every statement, in seconds (None: unbounded), and is each
+    entry point's to choose: the web app takes DATABASE_STATEMENT_TIMEOUT_MS, CLI commands run
+    unbounded, and `statement_bound` changes it for a block (an import over HTTP).
+    """
     if url.startswith("sqlite"):
         kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_SECONDS)
         engine = create_engine(
@@ -179,7 +266,13 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        if statement_timeout is not None:
+            event.listen(engine, "connect", _sqlite_bound_connect(statement_timeout))
+            event.listen(engine, "before_cursor_execute", _sqlite_start_statement)
+            event.listen(engine.pool, "checkout", _sqlite_checkout)
         return engine
+    if statement_timeout is not None:
+        url = _with_statement_timeout(url, statement_timeout)
     parsed, options = _session_options(url)
     kwargs.setdefault("connect_args", {}).setdefault("options", options)
     kwargs.setdefault("pool_size", 10)
@@ -269,19 +362,23 @@ def unless_busy(session: Session) -> Iterator[None]:
         dbapi.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_SECONDS * 1000)}")
 
 
-# SQLite's primary result codes for a lock another connection holds.
-_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+# SQLite's primary result codes for a lock another connection holds, and for a statement
+# interrupted (by the progress handler, past its deadline).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_INTERRUPT = 5, 6, 9
 # PostgreSQL SQLSTATEs (Appendix A) after which the same request may well succeed: a
-# serialization failure, a deadlock, lock_not_available (lock_timeout), query_canceled
-# (statement_timeout); and those of a server that cannot serve: class 08 (connection), too
-# many connections, shutting down, starting up.
-_PG_BUSY = ("40001", "40P01", "55P03", "57014")
+# serialization failure, a deadlock, lock_not_available (lock_timeout); query_canceled
+# (statement_timeout), after which the same request would run as long again; and those of a
+# server that cannot serve: class 08 (connection), too many connections, shutting down,
+# starting up.
+_PG_BUSY = ("40001", "40P01", "55P03")
+_PG_TIMEOUT = "57014"
 _PG_UNAVAILABLE = ("08", "53300", "57P01", "57P02", "57P03")
 
 
 def database_fault(exc: BaseException) -> str | None:
-    """`busy` for contention a retry may get past, `unavailable` for a database that cannot be
-    reached, None for every other error (a bug, which stays a 500)."""
+    """`busy` for contention a retry may get past, `timeout` for a statement stopped at its
+    bound (statement_timeout, SQLite's progress handler), `unavailable` for a database that
+    cannot be reached, None for every other error (a bug, which stays a 500)."""
     if isinstance(exc, PoolTimeout):
         return "busy"  # every pooled connection in use for pool_timeout seconds
     if not isinstance(exc, DBAPIError):
@@ -289,8 +386,11 @@ def database_fault(exc: BaseException) -> str | None:
     original = exc.orig
     if isinstance(original, sqlite3.Error):
         code = getattr(original, "sqlite_errorcode", None)
-        busy = code is not None and (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED)
-        return "busy" if busy else None
+        if code is None:
+            return None
+        if code & 0xFF == _SQLITE_INTERRUPT:
+            return "timeout"
+        return "busy" if (code & 0xFF) in (_SQLITE_BUSY, _SQLITE_LOCKED) else None
     sqlstate = getattr(original, "sqlstate", None)
     if sqlstate is None:
         # psycopg reports a connection that fails or is lost without a SQLSTATE.
@@ -298,6 +398,8 @@ def database_fault(exc: BaseException) -> str | None:
         return "unavailable" if lost else None
     if sqlstate in _PG_BUSY:
         return "busy"
+    if sqlstate == _PG_TIMEOUT:
+        return "timeout"
     if sqlstate.startswith(_PG_UNAVAILABLE):
         return "unavailable"
     return None

@@ -47,6 +47,9 @@ PUBLIC_API_PATHS = frozenset(
     }
 )
 PUBLIC_API_PREFIXES = (f"{API_PREFIX}/docs",)
+# Retry-After of a request stopped at its statement bound: long enough not to invite the same
+# query at once.
+TIMEOUT_RETRY_AFTER_SECONDS = 30
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 HTTP_CODES = {
@@ -417,6 +420,15 @@ def _render_database_fault(fault: str, exc: BaseException) -> Response:
         error: DomainError = DatabaseBusy(
             "the database is busy; nothing was changed, retry in a moment",
             headers={"Retry-After": "1"},
+        )
+    elif fault == "timeout":
+        # The same request would run as long again: a retry at once would only hold another
+        # worker, so the client is asked to wait, and to ask for less.
+        log.warning("statement timeout", exc_info=(type(exc), exc, exc.__traceback__))
+        error = DatabaseBusy(
+            "the request took longer than the database allows; nothing was changed. "
+            "Narrow it (fewer filters' matches, a smaller page) or retry later",
+            headers={"Retry-After": str(TIMEOUT_RETRY_AFTER_SECONDS)},
         )
     else:
         log.error("database unavailable", exc_info=(type(exc), exc, exc.__traceback__))

@@ -32,7 +32,7 @@ def _wrapped(original: BaseException) -> OperationalError:
         (_wrapped(psycopg.errors.DeadlockDetected()), "busy"),
         (_wrapped(psycopg.errors.SerializationFailure()), "busy"),
         (_wrapped(psycopg.errors.LockNotAvailable()), "busy"),
-        (_wrapped(psycopg.errors.QueryCanceled()), "busy"),
+        (_wrapped(psycopg.errors.QueryCanceled()), "timeout"),
         (PoolTimeout("QueuePool limit of size 10 overflow 10 reached"), "busy"),
         (_wrapped(psycopg.OperationalError("connection refused")), "unavailable"),
         (_wrapped(psycopg.errors.AdminShutdown()), "unavailable"),
