@@ -34,6 +34,7 @@ from catalog.media import refresh_title_media
 from catalog.models import Asset
 from marketplace.audit.service import record_event
 from marketplace.core.db import utcnow
+from marketplace.core.runtime import UnitOfWork
 from marketplace.core.storage import ObjectChanged, ObjectMissing, ObjectStorage
 
 Outcome = Literal["verified", "mismatch", "missing", "changed", "not_ready"]
@@ -73,26 +74,26 @@ def assets_awaiting_verification(session: Session, *, limit: int | None = None) 
         .order_by(Asset.ready_at, Asset.id)
         .limit(limit)
     )
-    ids = list(session.scalars(stmt))
-    session.rollback()
-    return ids
+    return list(session.scalars(stmt))
 
 
 def verify_asset(
-    session: Session,
+    units: Callable[[], UnitOfWork],
     storage: ObjectStorage,
     asset_id: str,
     *,
     progress: Callable[[int, int], None] | None = None,
     now: Callable[[], datetime] = utcnow,
 ) -> Verdict:
-    """Read a ready asset's object back, hash it, and record what was found (committed).
+    """Read a ready asset's object back, hash it, and record what was found.
 
+    Two units of work from `units` (runtime.unit_of_work): one reads the asset, the other
+    records the verdict and commits; none is open while the object is read.
     `progress(advance, total)` is called before reading (advance 0) and after each chunk, with
     the bytes it had and the declared size. StorageUnavailable propagates, nothing written.
     """
-    snapshot = session.execute(select(*_SNAPSHOT).where(Asset.id == asset_id)).one_or_none()
-    session.rollback()  # nothing held while the object is read
+    with units() as uow:
+        snapshot = uow.session.execute(select(*_SNAPSHOT).where(Asset.id == asset_id)).one_or_none()
     if snapshot is None or snapshot.status != "ready":
         return Verdict(asset_id, "not_ready")
     digest = hashlib.sha256()
@@ -113,17 +114,19 @@ def verify_asset(
         stored = digest.hexdigest()
         same = size == snapshot.byte_size and stored == snapshot.sha256
         found = Verdict(asset_id, "verified" if same else "mismatch", size, stored)
-    return _record(session, asset_id, tuple(snapshot), found, now())
+    with units() as uow:
+        return record_verdict(uow.session, asset_id, tuple(snapshot), found, now())
 
 
-def _record(
+def record_verdict(
     session: Session, asset_id: str, snapshot: Sequence[object], found: Verdict, at: datetime
 ) -> Verdict:
+    """Record what reading the asset back found, if it is still what was read (flushed, not
+    committed); otherwise write nothing and say it changed."""
     asset = session.scalars(
         select(Asset).where(Asset.id == asset_id).with_for_update()
     ).one_or_none()
     if asset is None or tuple(getattr(asset, c.key) for c in _SNAPSHOT) != tuple(snapshot):
-        session.rollback()
         return Verdict(asset_id, "changed")
     data: dict[str, object] = {"title_id": asset.title_id, "sha256": asset.sha256}
     if found.outcome == "verified":
@@ -146,5 +149,4 @@ def _record(
         data=data,
         at=at,
     )
-    session.commit()
     return found

@@ -11,8 +11,8 @@ A title is cleared when all of these hold, and blocked with one reason per failu
   over the term. `crew` credits need none.
 - `asset_not_ready`: the title, or for a series or season one of its descendants, has at least
   one `ready` video asset: there is something to deliver.
-- further checks registered with `register_clearance_check` (the contracts layer adds
-  `exclusivity_conflict` this way, so the catalog never imports contracts).
+- further checks the caller passes (`checks`, from the runtime's CatalogRules: the contracts
+  layer's `exclusivity_conflict`, so the catalog never imports contracts).
 
 Each title's reasons come in the order of `REASON_CODES`, then by use and territory. Details
 never name talent to a viewer from whom the title (or the credited relative) is anonymized.
@@ -95,24 +95,10 @@ class ClearanceRequest:
     exclusive: bool
 
 
+#: A check run after the catalog's own: `check(session, request, titles)` returns reasons by
+#: title id for the titles it blocks (titles are in request order, all visible to
+#: `request.viewer`).
 ClearanceCheck = Callable[[Session, ClearanceRequest, list[Title]], Mapping[str, list[Reason]]]
-_CHECKS: list[ClearanceCheck] = []
-
-
-def register_clearance_check(check: ClearanceCheck) -> Callable[[], None]:
-    """Add a check run after the catalog's own; return a function that removes it again.
-
-    `check(session, request, titles)` returns reasons by title id for the titles it blocks
-    (titles are in request order, all visible to `request.viewer`). Registering twice is a no-op.
-    """
-    if check not in _CHECKS:
-        _CHECKS.append(check)
-
-    def unregister() -> None:
-        if check in _CHECKS:
-            _CHECKS.remove(check)
-
-    return unregister
 
 
 def _chunks(values: Sequence[T]) -> Iterable[Sequence[T]]:
@@ -146,8 +132,11 @@ def check_clearance(
     start: date,
     end: date,
     exclusive: bool = False,
+    checks: Sequence[ClearanceCheck],
 ) -> ClearanceResult:
-    """Say which titles are cleared for uses × territories × term, and why the others are not."""
+    """Say which titles are cleared for uses × territories × term, and why the others are not.
+
+    `checks` are the cross-domain rules run after the catalog's own (CatalogRules)."""
     ids = list(dict.fromkeys(title_ids))
     if not ids or len(ids) > MAX_TITLES:
         raise ValidationFailed(
@@ -179,7 +168,7 @@ def check_clearance(
         reasons[title_id].extend(found_reasons)
     for title_id, found_reasons in _asset_reasons(session, titles, related).items():
         reasons[title_id].extend(found_reasons)
-    for check in list(_CHECKS):
+    for check in checks:
         for title_id, found_reasons in check(session, request, titles).items():
             if title_id in found:
                 reasons[title_id].extend(found_reasons)

@@ -19,6 +19,7 @@ from catalog.presenters import (
     present_grant,
     present_title,
 )
+from catalog.rules import CATALOG_RULES
 from catalog.schemas import (
     AssetCompleteSchema,
     AssetCreateSchema,
@@ -50,7 +51,7 @@ from marketplace.core.api import PageArgsSchema, ProblemSchema
 from marketplace.core.errors import PROBLEM_CONTENT_TYPE
 from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.storage import PartDone
-from marketplace.core.web import current_actor, db, read_only, state
+from marketplace.core.web import component, current_actor, db, read_only, state
 
 blp = Blueprint(
     "catalog",
@@ -130,7 +131,9 @@ class TitleById(MethodView):
     @problem(409, "`conflict`: the title has seasons or episodes; delete them first.")
     def delete(self, title_id: str) -> None:
         """Delete a title that has no children, with its assets, rights and credits."""
-        titles.delete_title(db(), principal(), title_id)
+        titles.delete_title(
+            db(), principal(), title_id, guards=component(CATALOG_RULES).deletion_guards
+        )
 
 
 # ---------------------------------------------------------------------------------- assets
@@ -312,4 +315,6 @@ class Clearance(MethodView):
     @problem(404, "`not_found`: some title_ids are not visible to you; `errors` lists them.")
     def post(self, body: dict[str, Any]) -> Any:
         """Check titles for uses × territories × term: which clear, and why the others do not."""
-        return clearance.check_clearance(db(), principal(), **body)
+        return clearance.check_clearance(
+            db(), principal(), **body, checks=component(CATALOG_RULES).clearance_checks
+        )

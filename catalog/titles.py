@@ -7,7 +7,8 @@ Decisions where API.md is silent:
   no request ever removes more than the one title it names.
 - Nor can a title that a registered guard protects (409): the contracts layer refuses the
   deletion of a title licensed, itself or through its series or season, under a contract in
-  force (`register_title_deletion_guard`; the catalog knows nothing of contracts).
+  force (a guard the caller passes from the runtime's CatalogRules; the catalog knows nothing
+  of contracts).
 - A top-level title (film, series) has `root_id` NULL; seasons and episodes carry the id of
   their series, so a title's ancestors are always within {parent_id, root_id}.
 - Genres are trimmed, lower-cased and de-duplicated (order kept), so filters match one spelling.
@@ -15,7 +16,7 @@ Decisions where API.md is silent:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import delete, exists, select
@@ -277,24 +278,17 @@ def update_title(
 
 #: Returns why `title` may not be deleted now ("it is …", for a sentence), or None.
 TitleDeletionGuard = Callable[[Session, Title], str | None]
-_DELETION_GUARDS: list[TitleDeletionGuard] = []
 
 
-def register_title_deletion_guard(guard: TitleDeletionGuard) -> Callable[[], None]:
-    """Add a check that may refuse a title's deletion (409 with its reason); return a function
-    that removes it again. Registering twice is a no-op."""
-    if guard not in _DELETION_GUARDS:
-        _DELETION_GUARDS.append(guard)
-
-    def unregister() -> None:
-        if guard in _DELETION_GUARDS:
-            _DELETION_GUARDS.remove(guard)
-
-    return unregister
-
-
-def delete_title(session: Session, principal: Principal, title_id: str) -> None:
-    """Delete a title without children, with its assets, grants, credits and genres."""
+def delete_title(
+    session: Session,
+    principal: Principal,
+    title_id: str,
+    *,
+    guards: Sequence[TitleDeletionGuard],
+) -> None:
+    """Delete a title without children, with its assets, grants, credits and genres, unless
+    one of `guards` (CatalogRules) refuses (409 with its reason)."""
     from catalog.media import refresh_title_media
 
     title = get_managed_title(session, principal, title_id, lock=True)
@@ -303,7 +297,7 @@ def delete_title(session: Session, principal: Principal, title_id: str) -> None:
             f"title {title_id} has children; delete its seasons and episodes first",
             errors={"title_id": ["Has children."]},
         )
-    for guard in _DELETION_GUARDS:
+    for guard in guards:
         reason = guard(session, title)
         if reason is not None:
             raise Conflict(

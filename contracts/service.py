@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from catalog.clearance import ClearanceRequest, Reason, register_clearance_check
+from catalog.clearance import ClearanceRequest, Reason
 from catalog.coverage import territories_overlap
 from catalog.models import Title
-from catalog.titles import register_title_deletion_guard
+from catalog.rules import CatalogRules
 from contracts.documents import (
     Party,
     TitleLine,
@@ -381,7 +381,7 @@ def list_contracts_stmt(
     return stmt
 
 
-def _exclusivity_check(
+def exclusivity_check(
     session: Session, request: ClearanceRequest, titles: list[Title]
 ) -> dict[str, list[Reason]]:
     clashes = exclusivity_clashes(
@@ -403,7 +403,7 @@ def _exclusivity_check(
 _HOLDING_STATUSES = ("pending_signatures", "signed", "active")
 
 
-def _licensed_title_guard(session: Session, title: Title) -> str | None:
+def licensed_title_guard(session: Session, title: Title) -> str | None:
     """Refuse to delete a title licensed, itself or through its series or season, under a
     contract in force: its assets would vanish from a paid manifest. Expired and terminated
     contracts hold nothing."""
@@ -429,8 +429,9 @@ def _licensed_title_guard(session: Session, title: Title) -> str | None:
     )
 
 
-def install_clearance_hook() -> None:
-    """Make `POST /clearance` and offers report `exclusivity_conflict`, and title deletion
-    respect contracts in force (the catalog cannot import us)."""
-    register_clearance_check(_exclusivity_check)
-    register_title_deletion_guard(_licensed_title_guard)
+def catalog_rules() -> CatalogRules:
+    """The catalog's rules that contracts add (the catalog cannot import us): `POST /clearance`
+    and offers report `exclusivity_conflict`, and title deletion respects contracts in force."""
+    return CatalogRules(
+        clearance_checks=(exclusivity_check,), deletion_guards=(licensed_title_guard,)
+    )

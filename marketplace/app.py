@@ -2,31 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from flask import Flask
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from catalog import routes as catalog_routes
 from catalog.imports import routes as import_routes
 from catalog.search import routes as search_routes
 from config import Settings, load_settings
 from contracts import routes as contracts_routes
-from contracts.service import install_clearance_hook
 from marketplace.accounts import routes as accounts_routes
 from marketplace.accounts.service import authenticate
 from marketplace.audit import routes as audit_routes
 from marketplace.billing import routes as billing_routes
-from marketplace.billing.gateway import PaymentGateway, StripeGateway
+from marketplace.billing.gateway import PaymentGateway
+from marketplace.bootstrap import build_runtime
 from marketplace.brokering import routes as brokering_routes
 from marketplace.core import ops
 from marketplace.core.api import Api
-from marketplace.core.db import make_engine, make_session_factory, read_only_engine
 from marketplace.core.logs import configure_logging
-from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
+from marketplace.core.runtime import Runtime
 from marketplace.core.storage import ObjectStorage
-from marketplace.core.storage.s3 import S3Storage
 from marketplace.core.web import AppState, init_app
 from marketplace.delivery import routes as delivery_routes
 
@@ -37,13 +33,24 @@ API_VERSION = "v1"
 def create_app(
     settings: Settings | None = None,
     *,
-    session_factory: Callable[[], Session] | None = None,
+    runtime: Runtime | None = None,
+    session_factory: sessionmaker[Session] | None = None,
     storage: ObjectStorage | None = None,
     payments: PaymentGateway | None = None,
 ) -> Flask:
-    """Build the WSGI app; tests pass their own session factory, storage and payments."""
-    settings = settings or load_settings()
-    settings.check()
+    """Build the WSGI app on a runtime (marketplace.bootstrap), built here from the settings
+    unless given; tests pass their own session factory, storage and payments."""
+    if runtime is None:
+        settings = settings or load_settings()
+        settings.check()
+        runtime = build_runtime(
+            settings,
+            statement_timeout=settings.statement_timeout,
+            session_factory=session_factory,
+            storage=storage,
+            payments=payments,
+        )
+    settings = runtime.settings
     configure_logging(settings.log_level, json_lines=settings.log_json)
     app = Flask("marketplace")
     app.json.sort_keys = False  # type: ignore[attr-defined]  # keep schema field order
@@ -61,29 +68,18 @@ def create_app(
             "security": [{"bearerAuth": []}],
         },
     )
-    read_session_factory = None
-    if session_factory is None:
-        engine = make_engine(settings.database_url, statement_timeout=settings.statement_timeout)
-        session_factory = make_session_factory(engine)
-        read_session_factory = make_session_factory(read_only_engine(engine))
     init_app(
         app,
         AppState(
-            settings=settings,
-            session_factory=session_factory,
+            runtime=runtime,
             authenticate=authenticate,
-            storage=storage or S3Storage.from_settings(settings),
-            cursors=CursorCodec(settings.secret_key),
             rate_limiter=(
                 RedisRateLimiter.from_url(settings.redis_url)
                 if settings.redis_url
                 else MemoryRateLimiter()
             ),
-            extras={billing_routes.GATEWAY_KEY: payments or StripeGateway.from_settings(settings)},
-            read_session_factory=read_session_factory,
         ),
     )
-    install_clearance_hook()
     app.register_blueprint(ops.bp)
     api = Api(app)
     for blueprint in (

@@ -7,11 +7,14 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from config import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from marketplace.core.runtime import Runtime
 
 
 def _settings() -> Settings:
@@ -22,19 +25,18 @@ def _settings() -> Settings:
 
 
 @contextlib.contextmanager
-def _session(settings: Settings) -> Iterator[Any]:
-    """A session whose engine is disposed afterwards: a CLI run leaves no connection behind."""
-    from marketplace.core.db import make_engine, make_session_factory
+def _runtime(settings: Settings | None = None) -> Iterator[Runtime]:
+    """The runtime every command works with, built as the web app's is (marketplace.bootstrap);
+    its engine is disposed afterwards: a CLI run leaves no connection behind."""
+    from marketplace.bootstrap import build_runtime
 
     # Unbounded statements: a command runs as long as its work needs (an import of millions of
     # records), unlike an API request (DATABASE_STATEMENT_TIMEOUT_MS).
-    engine = make_engine(settings.database_url, statement_timeout=None)
-    session = make_session_factory(engine)()
+    runtime = build_runtime(settings or _settings(), statement_timeout=None)
     try:
-        yield session
+        yield runtime
     finally:
-        session.close()
-        engine.dispose()
+        runtime.dispose()
 
 
 @click.group()
@@ -86,12 +88,11 @@ def bootstrap_operator(email: str, org_name: str) -> None:
     from marketplace.accounts.service import bootstrap_operator as bootstrap
     from marketplace.core.errors import DomainError
 
-    with _session(_settings()) as session:
+    with _runtime() as runtime:
         try:
-            user, raw = bootstrap(session, email=email, org_name=org_name)
-            session.commit()
+            with runtime.unit_of_work() as uow:
+                user, raw = bootstrap(uow.session, email=email, org_name=org_name)
         except DomainError as exc:
-            session.rollback()
             raise click.ClickException(exc.detail) from None
     click.echo(f"operator {user.email} ({user.id}) in organization {user.organization_id}")
     click.echo("API key (shown once):", err=True)
@@ -137,24 +138,31 @@ def catalog_import(file: Path, studio_id: str) -> None:
     from marketplace.core.errors import DomainError
 
     progress = _ImportProgress()
-    with _session(_settings()) as session, file.open("rb") as stream:
+    with _runtime() as runtime, file.open("rb") as stream:
+        uow = runtime.unit_of_work()
         try:
             # No principal: whoever runs the CLI on the server is trusted; the audit event
             # records the import without a user.
             job = import_catalog(
-                session, None, stream, studio_id=studio_id, filename=file.name, progress=progress
+                uow.session,
+                None,
+                stream,
+                studio_id=studio_id,
+                filename=file.name,
+                progress=progress,
             )
+            if job.status == "succeeded":
+                uow.commit()
+            else:
+                uow.rollback()  # nothing is kept of a failed run, not even its report
         except DomainError as exc:
-            session.rollback()
             raise click.ClickException(exc.detail) from None
         finally:
             progress.close()
+            uow.close()
         if job.status != "succeeded":
-            # Nothing is kept of a failed run, not even its report: it is printed here.
-            session.rollback()
             _print_import_errors(job)
             sys.exit(1)
-        session.commit()
     click.echo(f"import {job.id} succeeded: {job.rows_total} records")
     for kind, counts in job.summary["results"].items():
         click.echo(
@@ -183,10 +191,9 @@ def catalog_reindex() -> None:
     the GIN indexes' pending entries."""
     from catalog.search.index import reindex_titles, settle_title_index
 
-    with _session(_settings()) as session:
-        count = reindex_titles(session)
-        merged = settle_title_index(session)
-        session.commit()
+    with _runtime() as runtime, runtime.unit_of_work() as uow:
+        count = reindex_titles(uow.session)
+        merged = settle_title_index(uow.session)
     if count is not None:
         click.echo(f"full-text index rebuilt for {count} titles")
     else:
@@ -235,20 +242,20 @@ def catalog_verify_assets(asset_ids: tuple[str, ...], limit: int | None) -> None
     """
     from catalog.checksums import assets_awaiting_verification, verify_asset
     from marketplace.core.storage import StorageUnavailable
-    from marketplace.core.storage.s3 import S3Storage
 
-    settings = _settings()
-    storage = S3Storage.from_settings(settings)
     failed = 0
-    with _session(settings) as session:
+    with _runtime() as runtime:
         if asset_ids:
             ids = list(dict.fromkeys(asset_ids))[:limit]
         else:
-            ids = assets_awaiting_verification(session, limit=limit)
+            with runtime.unit_of_work(read_only=True) as uow:
+                ids = assets_awaiting_verification(uow.session, limit=limit)
         for asset_id in ids:
             progress = _ReadProgress(asset_id)
             try:
-                verdict = verify_asset(session, storage, asset_id, progress=progress)
+                verdict = verify_asset(
+                    runtime.unit_of_work, runtime.storage, asset_id, progress=progress
+                )
             except StorageUnavailable as exc:
                 raise click.ClickException(str(exc)) from None
             finally:
@@ -299,8 +306,8 @@ def audit_verify() -> None:
     """Recompute the hash chain; exit 1 naming the first broken event."""
     from marketplace.audit.service import verify_chain
 
-    with _session(_settings()) as session:
-        report = verify_chain(session)
+    with _runtime() as runtime, runtime.unit_of_work(read_only=True) as uow:
+        report = verify_chain(uow.session)
     if report.ok:
         click.echo(f"audit chain intact: {report.checked} events verified")
         return

@@ -19,6 +19,7 @@ from marketplace.billing.gateway import FakeGateway
 from marketplace.core.db import make_engine
 from marketplace.core.storage.fake import InMemoryStorage
 from marketplace.models import metadata
+from tests.helpers import bound_sessions
 from tests.world import World, build_world
 
 pytest_plugins = ["tests.fixtures.servers"]
@@ -119,7 +120,7 @@ def app(
 ) -> Any:
     return create_app(
         settings,
-        session_factory=lambda: _bound_session(connection),
+        session_factory=bound_sessions(connection),
         storage=storage,
         payments=payments,
     )

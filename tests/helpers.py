@@ -7,6 +7,9 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session, sessionmaker
+
 
 def problem(response: Any, status: int, code: str) -> dict[str, Any]:
     """Assert an RFC 9457 problem document with this status and stable code; return it."""
@@ -29,3 +32,11 @@ def sqlite_write_lock_held(database_url: str) -> Iterator[None]:
     finally:
         writer.rollback()
         writer.close()
+
+
+def bound_sessions(connection: Connection) -> sessionmaker[Session]:
+    """Sessions whose transactions are SAVEPOINTs inside the test's own transaction on
+    `connection`: the app's commit is real for the request, and the test still rolls back."""
+    return sessionmaker(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )

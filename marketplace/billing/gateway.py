@@ -28,6 +28,7 @@ import stripe
 
 from config import Settings
 from marketplace.billing.errors import PaymentProviderError
+from marketplace.core.runtime import Key
 
 log = logging.getLogger("marketplace.billing")
 
@@ -62,6 +63,10 @@ class PaymentGateway(Protocol):
     ) -> Intent: ...
 
     def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+
+#: The runtime's payment gateway (Stripe, localstripe, or a fake in unit tests).
+PAYMENTS: Key[PaymentGateway] = Key("the payment gateway")
 
 
 class StripeGateway:

@@ -10,7 +10,7 @@ from flask_smorest import Blueprint
 
 from marketplace.accounts.principal import Principal
 from marketplace.billing import payouts, service, webhooks
-from marketplace.billing.gateway import PaymentGateway
+from marketplace.billing.gateway import PAYMENTS, PaymentGateway
 from marketplace.billing.models import Payment, PayoutEntry
 from marketplace.billing.schemas import (
     PaymentCreatedSchema,
@@ -21,11 +21,9 @@ from marketplace.billing.schemas import (
 )
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
-from marketplace.core.web import current_actor, db, read_only, state
+from marketplace.core.web import component, current_actor, db, read_only, state
 
 blp = Blueprint("billing", __name__, url_prefix="/api/v1", description="Payments and payouts")
-
-GATEWAY_KEY = "payments"
 
 
 def viewer() -> Principal:
@@ -34,8 +32,7 @@ def viewer() -> Principal:
 
 
 def gateway() -> PaymentGateway:
-    payments: PaymentGateway = state().extras[GATEWAY_KEY]
-    return payments
+    return component(PAYMENTS)
 
 
 @blp.route("/contracts/<contract_id>/payments")

@@ -9,6 +9,8 @@ from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog.clearance import ClearanceCheck
+from catalog.rules import CATALOG_RULES
 from contracts.models import Contract
 from marketplace.accounts.principal import Principal
 from marketplace.brokering import service
@@ -28,7 +30,7 @@ from marketplace.brokering.schemas import (
 )
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.pagination import Page, SortKey, paginate
-from marketplace.core.web import current_actor, db, read_only, state
+from marketplace.core.web import component, current_actor, db, read_only, state
 
 blp = Blueprint(
     "brokering", __name__, url_prefix="/api/v1", description="License requests, offers and messages"
@@ -132,6 +134,11 @@ def _page(args: dict[str, Any], stmt: Any, key: Any, scope: str) -> Page[Any]:
     )
 
 
+def _checks() -> tuple[ClearanceCheck, ...]:
+    """The clearance rules beyond the catalog's own that offers must meet (exclusivity)."""
+    return component(CATALOG_RULES).clearance_checks
+
+
 @blp.route("/license-requests")
 class LicenseRequests(MethodView):
     @blp.arguments(RequestQueryArgsSchema(), location="query")
@@ -180,7 +187,9 @@ class RequestOffers(MethodView):
     def post(self, body: dict[str, Any], request_id: str) -> Any:
         """Make an offer (a studio, or an operator naming `studio_id`); refused if not cleared."""
         who = viewer()
-        return present_offer(db(), service.create_offer(db(), who, request_id, body), who)
+        return present_offer(
+            db(), service.create_offer(db(), who, request_id, body, checks=_checks()), who
+        )
 
     @blp.arguments(PageArgsSchema(), location="query")
     @blp.response(200, OfferPageSchema)
@@ -209,7 +218,9 @@ class OfferCounter(MethodView):
     def post(self, body: dict[str, Any], offer_id: str) -> Any:
         """Counter an offer with new terms; the old one becomes `countered`."""
         who = viewer()
-        return present_offer(db(), service.counter_offer(db(), who, offer_id, body), who)
+        return present_offer(
+            db(), service.counter_offer(db(), who, offer_id, body, checks=_checks()), who
+        )
 
 
 @blp.route("/offers/<offer_id>/accept")
@@ -218,7 +229,7 @@ class OfferAccept(MethodView):
     def post(self, offer_id: str) -> Any:
         """Accept an offer made to you; this creates the contract (see `contract_id`)."""
         who = viewer()
-        offer, _ = service.accept_offer(db(), who, offer_id)
+        offer, _ = service.accept_offer(db(), who, offer_id, checks=_checks())
         return present_offer(db(), offer, who)
 
 

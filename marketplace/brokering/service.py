@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import Select, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.access import visible_titles
-from catalog.clearance import check_clearance
+from catalog.clearance import ClearanceCheck, check_clearance
 from catalog.codes import normalize_currency, normalize_territory
 from catalog.coverage import ALL_USES
 from catalog.errors import NotCleared
@@ -184,7 +185,9 @@ def side_of(viewer: Principal) -> str | None:
     return "studio" if viewer.is_studio else "developer" if viewer.is_developer else None
 
 
-def _clear_or_refuse(session: Session, studio_id: str, terms: dict[str, Any]) -> None:
+def _clear_or_refuse(
+    session: Session, studio_id: str, terms: dict[str, Any], checks: Sequence[ClearanceCheck]
+) -> None:
     """Refuse (422 not_cleared) unless rights, consents, assets and exclusivity allow the terms."""
     studio_view = Principal(
         user_id="clearance", organization_id=studio_id, kind="studio", role="owner"
@@ -198,6 +201,7 @@ def _clear_or_refuse(session: Session, studio_id: str, terms: dict[str, Any]) ->
         start=terms["start"],
         end=terms["end"],
         exclusive=terms["exclusive"],
+        checks=checks,
     )
     if result.blocked:
         raise NotCleared.of(result)
@@ -250,8 +254,9 @@ def _new_offer(
     *,
     proposed_by: str,
     previous: Offer | None,
+    checks: Sequence[ClearanceCheck],
 ) -> Offer:
-    _clear_or_refuse(session, studio_id, terms)
+    _clear_or_refuse(session, studio_id, terms, checks)
     total, seconds = _price(session, terms)
     offer = Offer(
         request_id=request.id,
@@ -303,9 +308,11 @@ def create_offer(
     request_id: str,
     data: dict[str, Any],
     *,
+    checks: Sequence[ClearanceCheck],
     now: datetime | None = None,
 ) -> Offer:
-    """Offer titles against a request (the studio, or an operator on a studio's behalf)."""
+    """Offer titles against a request (the studio, or an operator on a studio's behalf);
+    `checks` are the clearance rules beyond the catalog's own (CatalogRules)."""
     now = now or utcnow()
     request = get_request(session, viewer, request_id)
     if viewer.is_developer:
@@ -329,7 +336,14 @@ def create_offer(
         raise InvalidState("the request is closed")
     terms = _offer_terms(session, data, studio_id, now)
     return _new_offer(
-        session, viewer, request, studio_id, terms, proposed_by="studio", previous=None
+        session,
+        viewer,
+        request,
+        studio_id,
+        terms,
+        proposed_by="studio",
+        previous=None,
+        checks=checks,
     )
 
 
@@ -357,6 +371,7 @@ def counter_offer(
     offer_id: str,
     data: dict[str, Any],
     *,
+    checks: Sequence[ClearanceCheck],
     now: datetime | None = None,
 ) -> Offer:
     """Replace an open offer with new terms; the old one becomes `countered`."""
@@ -393,12 +408,24 @@ def counter_offer(
     terms = _offer_terms(session, merged, offer.studio_id, now)
     _transition(session, offer, "countered", now)
     return _new_offer(
-        session, viewer, request, offer.studio_id, terms, proposed_by=proposed_by, previous=offer
+        session,
+        viewer,
+        request,
+        offer.studio_id,
+        terms,
+        proposed_by=proposed_by,
+        previous=offer,
+        checks=checks,
     )
 
 
 def accept_offer(
-    session: Session, viewer: Principal, offer_id: str, *, now: datetime | None = None
+    session: Session,
+    viewer: Principal,
+    offer_id: str,
+    *,
+    checks: Sequence[ClearanceCheck],
+    now: datetime | None = None,
 ) -> tuple[Offer, Contract]:
     """Accept an offer (the party it was made to): clearance again, then the contract."""
     now = now or utcnow()
@@ -415,7 +442,7 @@ def accept_offer(
         "end": offer.end,
         "exclusive": offer.exclusive,
     }
-    _clear_or_refuse(session, offer.studio_id, terms)
+    _clear_or_refuse(session, offer.studio_id, terms, checks)
     _transition(session, offer, "accepted", now)
     request = session.get(LicenseRequest, offer.request_id)
     assert request is not None  # noqa: S101 - foreign key

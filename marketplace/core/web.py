@@ -8,13 +8,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, g, request
-from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from config import Settings
@@ -33,6 +32,7 @@ from marketplace.core.errors import (
 )
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import RateLimiter
+from marketplace.core.runtime import Key, Runtime, UnitOfWork
 from marketplace.core.storage import ObjectStorage
 
 log = logging.getLogger("marketplace.request")
@@ -79,18 +79,28 @@ Authenticator = Callable[[Session, str], Actor | None]
 
 @dataclass
 class AppState:
-    """What the app holds between requests; tests swap the session factory and adapters."""
+    """What the web app holds between requests: the runtime every entry point shares, and
+    what only HTTP needs (authentication, the rate limiter)."""
 
-    settings: Settings
-    session_factory: Callable[[], Session] | sessionmaker[Session]
+    runtime: Runtime
     authenticate: Authenticator
-    storage: ObjectStorage
-    cursors: CursorCodec
     rate_limiter: RateLimiter | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
-    # Sessions for handlers marked @read_only (db.read_only_engine); the session factory when
-    # None (tests bind every session to one connection).
-    read_session_factory: Callable[[], Session] | sessionmaker[Session] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
+
+    @property
+    def storage(self) -> ObjectStorage:
+        return self.runtime.storage
+
+    @property
+    def cursors(self) -> CursorCodec:
+        return self.runtime.cursors
+
+    @property
+    def session_factory(self) -> sessionmaker[Session]:
+        return self.runtime.session_factory
 
 
 def state() -> AppState:
@@ -100,17 +110,24 @@ def state() -> AppState:
     return app_state
 
 
+T = TypeVar("T")
+
+
+def component(key: Key[T]) -> T:
+    """A domain component of the runtime (the payment gateway, the catalog's rules)."""
+    return state().runtime.get(key)
+
+
 def db() -> Session:
-    """The current request's session; created on first use, committed once at the end."""
-    session = g.get("db_session")
-    if session is None:
-        app_state = state()
-        factory = app_state.session_factory
-        if app_state.read_session_factory is not None and _is_read_only_request():
-            factory = app_state.read_session_factory
-        session = factory()
-        g.db_session = session
-    return session
+    """The current request's session; created on first use, committed once at the end.
+
+    It is the session of the request's unit of work (runtime.unit_of_work), read-only for
+    handlers marked @read_only."""
+    uow: UnitOfWork | None = g.get("uow")
+    if uow is None:
+        uow = state().runtime.unit_of_work(read_only=_is_read_only_request())
+        g.uow = uow
+    return uow.session
 
 
 _READ_ONLY = "clearcut_read_only"
@@ -127,32 +144,11 @@ def read_only(handler: F) -> F:
 
     Never for a handler that writes (an audit event, a metered download): once the caller is
     authenticated, the request's session refuses to flush or execute an INSERT, UPDATE or
-    DELETE (ReadOnlyViolation, a 500), whichever engine it is bound to, so that a write cannot
-    be half-committed in autocommit.
+    DELETE (runtime.ReadOnlyViolation, a 500), whichever engine it is bound to, so that a write
+    cannot be half-committed in autocommit.
     """
     setattr(handler, _READ_ONLY, True)
     return handler
-
-
-class ReadOnlyViolation(RuntimeError):
-    """A @read_only handler tried to write: a bug in the handler, never the caller's fault."""
-
-
-_WRITES_REFUSED = "clearcut_writes_refused"
-
-
-@event.listens_for(Session, "before_flush")
-def _refuse_flush(session: Session, flush_context: Any, instances: Any) -> None:
-    if session.info.get(_WRITES_REFUSED) and (session.new or session.dirty or session.deleted):
-        raise ReadOnlyViolation("a read-only request tried to write (flush)")
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _refuse_dml(execute_state: ORMExecuteState) -> None:
-    if execute_state.session.info.get(_WRITES_REFUSED) and (
-        execute_state.is_insert or execute_state.is_update or execute_state.is_delete
-    ):
-        raise ReadOnlyViolation("a read-only request tried to write (INSERT, UPDATE or DELETE)")
 
 
 def _is_read_only_request() -> bool:
@@ -218,7 +214,8 @@ def _begin() -> Response | None:
         )
     g.principal = actor
     if _is_read_only_request():
-        db().info[_WRITES_REFUSED] = True
+        db()  # the request's unit of work, read-only
+        g.uow.refuse_writes()
     _rate_limit(actor)
     return _idempotency_replay()
 
@@ -268,15 +265,15 @@ def _replay_response(stored: idempotency.StoredResponse) -> Response:
 
 
 def _finish(response: Response) -> Response:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
+    uow: UnitOfWork | None = g.pop("uow", None)
+    if uow is not None:
         try:
             if response.status_code < 400 and not g.get("replayed"):
-                response = _commit(session, response)
+                response = _commit(uow, response)
             else:
-                session.rollback()
+                uow.rollback()
         finally:
-            session.close()
+            uow.close()
     response.headers["X-Request-ID"] = request_id()
     decision = g.get("rate_limit")
     if decision is not None:
@@ -287,7 +284,8 @@ def _finish(response: Response) -> Response:
     return response
 
 
-def _commit(session: Session, response: Response) -> Response:
+def _commit(uow: UnitOfWork, response: Response) -> Response:
+    session = uow.session
     pending = g.pop("idempotency", None)
     if pending is not None:
         key, fingerprint = pending
@@ -301,9 +299,9 @@ def _commit(session: Session, response: Response) -> Response:
             response=response,
         )
     try:
-        session.commit()
+        uow.commit()
     except IntegrityError:
-        session.rollback()
+        uow.rollback()
         if pending is None:
             raise
         # A concurrent request with the same key committed first: answer as it did.
@@ -323,10 +321,10 @@ def _commit(session: Session, response: Response) -> Response:
 
 
 def _teardown(exc: BaseException | None) -> None:
-    session: Session | None = g.pop("db_session", None)
-    if session is not None:
-        session.rollback()
-        session.close()
+    uow: UnitOfWork | None = g.pop("uow", None)
+    if uow is not None:
+        uow.rollback()
+        uow.close()
 
 
 def _observe(response: Response) -> None:

@@ -88,20 +88,15 @@ class _AppWhenReady:
 
 
 def _seed(app: Any) -> list[Any]:
-    from marketplace.core.web import AppState
     from marketplace.dev.demo import seed_demo_accounts, seed_demo_catalog
 
-    app_state: AppState = app.extensions["clearcut"]
-    app_state.storage.ensure_bucket()
-    session = app_state.session_factory()
-    try:
-        accounts = seed_demo_accounts(session, secret_key=app_state.settings.secret_key)
-        session.commit()
-        click.echo("importing the demo studios' catalogs ...", err=True)
-        seed_demo_catalog(session, app_state.storage, accounts)
-        session.commit()
-    finally:
-        session.close()
+    runtime = app.extensions["clearcut"].runtime  # the app's own: the same rules and stores
+    runtime.storage.ensure_bucket()
+    with runtime.unit_of_work() as uow:
+        accounts = seed_demo_accounts(uow.session, secret_key=runtime.settings.secret_key)
+    click.echo("importing the demo studios' catalogs ...", err=True)
+    with runtime.unit_of_work() as uow:
+        seed_demo_catalog(uow.session, runtime.storage, accounts)
     return accounts
 
 

@@ -22,7 +22,7 @@ from marketplace.core.db import make_session_factory
 from marketplace.core.storage.fake import InMemoryStorage
 from tests.billing.support import intent_event, make_contract, signature_header
 from tests.deals import cleared_title, signed_contract
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World, build_world
 
 WEBHOOK = "/api/v1/webhooks/stripe"
@@ -310,9 +310,7 @@ class TestStripeWebhook:
     ) -> None:
         app = create_app(
             settings.with_overrides(fee_bps=1234),
-            session_factory=lambda: Session(
-                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-            ),
+            session_factory=bound_sessions(connection),
             storage=storage,
             payments=FakeGateway(),
         )

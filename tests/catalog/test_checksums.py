@@ -8,6 +8,7 @@ it is read back. Thresholds lowered as in test_multipart_upload: 12 MiB in parts
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from catalog import assets
 from catalog.checksums import assets_awaiting_verification, verify_asset
 from catalog.models import Asset, Title
 from marketplace.audit.models import AuditEvent
+from marketplace.core.runtime import UnitOfWork
 from marketplace.core.storage import StorageUnavailable
 from marketplace.core.storage.fake import InMemoryStorage
 from tests.catalog.factories import make_title
@@ -70,6 +72,11 @@ def seen_by(client: Any, headers: dict[str, str], asset: dict[str, Any]) -> Any:
     return next((a for a in listed["items"] if a["id"] == asset["id"]), None)
 
 
+def units(session: Session) -> Callable[[], UnitOfWork]:
+    """Units of work on the test's session (its savepoints), as runtime.unit_of_work makes."""
+    return lambda: UnitOfWork(session)
+
+
 def events(session: Session, asset_id: str) -> list[AuditEvent]:
     stmt = select(AuditEvent).where(AuditEvent.object_id == asset_id).order_by(AuditEvent.seq)
     return list(session.scalars(stmt))
@@ -104,7 +111,7 @@ def test_an_upload_in_parts_is_verified_once_read_back(
         assert not session.in_transaction()  # nothing held while hours of bytes are read
         read.append((advance, total))
 
-    verdict = verify_asset(session, storage, asset["id"], progress=progress)
+    verdict = verify_asset(units(session), storage, asset["id"], progress=progress)
     assert (verdict.outcome, verdict.byte_size, verdict.sha256) == (
         "verified",
         len(DATA),
@@ -132,7 +139,7 @@ def test_bytes_other_than_declared_take_the_asset_out_until_uploaded_again(
     assert title is not None and title.content_hours == 1.0
     assert seen_by(client, world["developer_x"].headers, asset) is not None
 
-    verdict = verify_asset(session, storage, asset["id"])
+    verdict = verify_asset(units(session), storage, asset["id"])
     assert verdict.failed and (verdict.outcome, verdict.sha256) == ("mismatch", sha(DATA))
     session.expire_all()
     stored = session.get(Asset, asset["id"])
@@ -161,7 +168,7 @@ def test_an_object_gone_from_the_store_takes_the_asset_out(
     asset = register(client, world, session, DATA)
     upload_in_parts(client, world, storage, asset)
     storage.objects.clear()
-    verdict = verify_asset(session, storage, asset["id"])
+    verdict = verify_asset(units(session), storage, asset["id"])
     assert verdict.failed and verdict.outcome == "missing"
     session.expire_all()
     assert session.get(Asset, asset["id"]).status == "pending"  # type: ignore[union-attr]
@@ -182,7 +189,7 @@ def test_an_asset_changed_while_read_is_left_for_the_next_run(
             )
             session.commit()
 
-    verdict = verify_asset(session, storage, asset["id"], progress=reimported_meanwhile)
+    verdict = verify_asset(units(session), storage, asset["id"], progress=reimported_meanwhile)
     assert verdict.outcome == "changed" and not verdict.failed
     session.expire_all()
     stored = session.get(Asset, asset["id"])
@@ -197,7 +204,7 @@ def test_the_store_unreachable_writes_nothing(
     upload_in_parts(client, world, storage, asset)
     storage.available = False
     with pytest.raises(StorageUnavailable):
-        verify_asset(session, storage, asset["id"])
+        verify_asset(units(session), storage, asset["id"])
     assert assets_awaiting_verification(session) == [asset["id"]]
 
 
@@ -205,8 +212,8 @@ def test_a_pending_or_unknown_asset_is_not_read(
     client: Any, world: World, session: Session, storage: InMemoryStorage
 ) -> None:
     asset = register(client, world, session, DATA)
-    assert verify_asset(session, storage, asset["id"]).outcome == "not_ready"
-    assert verify_asset(session, storage, "ast_unknown").outcome == "not_ready"
+    assert verify_asset(units(session), storage, asset["id"]).outcome == "not_ready"
+    assert verify_asset(units(session), storage, "ast_unknown").outcome == "not_ready"
 
 
 def test_awaiting_assets_come_oldest_ready_first_up_to_a_limit(

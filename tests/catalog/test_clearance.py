@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from catalog.clearance import (
     Blocked,
+    ClearanceCheck,
     ClearanceRequest,
     ClearanceResult,
     Reason,
     check_clearance,
-    register_clearance_check,
 )
 from catalog.errors import NotCleared
 from catalog.models import Title
@@ -48,6 +48,7 @@ def clear(
     start: date = START,
     end: date = END,
     exclusive: bool = False,
+    checks: Sequence[ClearanceCheck] = (),
 ) -> ClearanceResult:
     return check_clearance(
         session,
@@ -58,6 +59,7 @@ def clear(
         start=start,
         end=end,
         exclusive=exclusive,
+        checks=checks,
     )
 
 
@@ -320,39 +322,37 @@ class TestAnonymity:
         assert studio_view.blocked[0].reasons[0].detail.startswith("Famous Face (tal_")
 
 
-@pytest.fixture
-def hook() -> Iterator[list[ClearanceRequest]]:
-    seen: list[ClearanceRequest] = []
+class TestCrossDomainChecks:
+    """Checks of other domains (the contracts layer's exclusivity) are passed in, and run
+    after the catalog's own: only those passed, whatever else the process built."""
 
-    def exclusivity(
-        session: Session, request: ClearanceRequest, titles: list[Title]
-    ) -> dict[str, list[Reason]]:
-        seen.append(request)
-        return {
-            titles[0].id: [Reason("exclusivity_conflict", "licensed exclusively elsewhere")],
-            "ttl_not_requested": [Reason("exclusivity_conflict", "ignored")],
-        }
+    def test_checks_passed_add_reasons(self, session: Session, world: World, film: Title) -> None:
+        seen: list[ClearanceRequest] = []
 
-    remove = register_clearance_check(exclusivity)
-    assert register_clearance_check(exclusivity) is not None  # a second registration is a no-op
-    try:
-        yield seen
-    finally:
-        remove()
+        def exclusivity(
+            session: Session, request: ClearanceRequest, titles: list[Title]
+        ) -> dict[str, list[Reason]]:
+            seen.append(request)
+            return {
+                titles[0].id: [Reason("exclusivity_conflict", "licensed exclusively elsewhere")],
+                "ttl_not_requested": [Reason("exclusivity_conflict", "ignored")],
+            }
 
-
-class TestExtensionHook:
-    def test_registered_checks_add_reasons(
-        self, session: Session, world: World, film: Title, hook: list[ClearanceRequest]
-    ) -> None:
         other = make_title(session, world["studio_a"].org_id)
         make_grant(session, other, exclusive_available=True)
         make_asset(session, other)
-        result = clear(session, world, [film, other], territories=("us", "ca"), exclusive=True)
-        assert len(hook) == 1
-        assert hook[0].territories == ("CA", "US")
-        assert hook[0].exclusive is True
-        assert hook[0].title_ids == (film.id, other.id)
+        result = clear(
+            session,
+            world,
+            [film, other],
+            territories=("us", "ca"),
+            exclusive=True,
+            checks=(exclusivity,),
+        )
+        assert len(seen) == 1
+        assert seen[0].territories == ("CA", "US")
+        assert seen[0].exclusive is True
+        assert seen[0].title_ids == (film.id, other.id)
         assert result.cleared == [other.id]
         assert [r.code for r in result.blocked[0].reasons] == [
             "no_rights",
@@ -365,9 +365,7 @@ class TestExtensionHook:
             film.id: [{"code": r.code, "detail": r.detail} for r in result.blocked[0].reasons]
         }
 
-    def test_unregistered_checks_stop_running(
-        self, session: Session, world: World, film: Title
-    ) -> None:
+    def test_only_the_checks_passed_run(self, session: Session, world: World, film: Title) -> None:
         calls: list[str] = []
 
         def check(
@@ -376,9 +374,7 @@ class TestExtensionHook:
             calls.append("called")
             return {}
 
-        remove = register_clearance_check(check)
-        clear(session, world, [film])
-        remove()
+        clear(session, world, [film], checks=(check,))
         clear(session, world, [film])
         assert calls == ["called"]
 

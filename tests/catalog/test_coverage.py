@@ -134,12 +134,6 @@ class TestWindow:
         with pytest.raises(ValueError, match="before it starts"):
             w(5, 4)
 
-    def test_covers(self) -> None:
-        assert w(0, 10).covers(w(0, 10))
-        assert w(0, 10).covers(w(3, 4))
-        assert not w(0, 10).covers(w(3, 11))
-        assert not w(1, 10).covers(w(0, 5))
-
     def test_overlaps_shares_a_day(self) -> None:
         assert w(0, 10).overlaps(w(10, 20))
         assert not w(0, 9).overlaps(w(10, 20))
@@ -148,10 +142,9 @@ class TestWindow:
 
     @SETTINGS
     @given(a=windows(), b=windows())
-    def test_overlap_and_cover_match_day_sets(self, a: Window, b: Window) -> None:
+    def test_overlap_matches_day_sets(self, a: Window, b: Window) -> None:
         a_days, b_days = set(days(a)), set(days(b))
         assert a.overlaps(b) == bool(a_days & b_days) == b.overlaps(a)
-        assert a.covers(b) == (b_days <= a_days)
 
 
 class TestWindowsCover:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
@@ -35,11 +35,13 @@ from catalog.models import (
     TitleGenre,
 )
 from catalog.titles import create_title
+from config import Settings
 from marketplace.accounts.principal import Principal
+from marketplace.app import create_app
 from marketplace.audit.models import AuditEvent
 from marketplace.cli import main
 from marketplace.core.storage.fake import InMemoryStorage
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World
 
 IMPORTS = "/api/v1/catalog/imports"
@@ -312,10 +314,19 @@ class TestImportRoute:
             assert counts == {"created": 0, "updated": 0, "unchanged": first["records"][kind]}
 
     def test_a_file_too_large_is_refused_with_413(
-        self, app: Any, client: Any, world: World
+        self,
+        settings: Settings,
+        connection: Connection,
+        storage: InMemoryStorage,
+        payments: Any,
+        world: World,
     ) -> None:
-        state = app.extensions["clearcut"]
-        state.settings = state.settings.with_overrides(max_import_bytes=20_000)
+        client = create_app(
+            settings.with_overrides(max_import_bytes=20_000),
+            session_factory=bound_sessions(connection),
+            storage=storage,
+            payments=payments,
+        ).test_client()
         records = [film(f"t{i:04d}") for i in range(300)]
         content = jsonl(records)
         assert len(content) > 20_000

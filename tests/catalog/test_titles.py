@@ -300,7 +300,7 @@ class TestDeleteTitle:
         assert series.content_seconds == 3000.0
         assert series.max_height == 2160
 
-        titles.delete_title(session, principal(world, "studio_a"), episode.id)
+        titles.delete_title(session, principal(world, "studio_a"), episode.id, guards=())
 
         session.expire_all()
         assert session.get(Title, episode.id) is None
@@ -324,7 +324,7 @@ class TestDeleteTitle:
         series = make_title(session, world["studio_a"].org_id, kind="series")
         make_title(session, world["studio_a"].org_id, kind="season", parent=series)
         with pytest.raises(Conflict):
-            titles.delete_title(session, principal(world, "studio_a"), series.id)
+            titles.delete_title(session, principal(world, "studio_a"), series.id, guards=())
         assert session.get(Title, series.id) is not None
 
     def test_developers_and_other_studios_cannot_delete(
@@ -332,9 +332,9 @@ class TestDeleteTitle:
     ) -> None:
         title = make_title(session, world["studio_a"].org_id, visibility="listed")
         with pytest.raises(Forbidden):
-            titles.delete_title(session, principal(world, "developer_y"), title.id)
+            titles.delete_title(session, principal(world, "developer_y"), title.id, guards=())
         with pytest.raises(NotFound):
-            titles.delete_title(session, principal(world, "studio_b"), title.id)
+            titles.delete_title(session, principal(world, "studio_b"), title.id, guards=())
 
 
 class TestPresentTitles:

@@ -1,7 +1,7 @@
 """A studio cannot pull a title out of a contract in force by deleting it.
 
 The catalog knows nothing of contracts: the contracts layer registers a guard with
-`catalog.titles.register_title_deletion_guard` (installed by create_app), as it does for the
+a deletion guard it adds to the runtime's CatalogRules (marketplace.bootstrap), as it does for the
 exclusivity clearance check.
 """
 
@@ -15,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.models import Title
-from catalog.titles import register_title_deletion_guard
+from catalog.titles import delete_title
 from contracts.models import Contract
-from tests.catalog.factories import make_asset, make_title
+from marketplace.core.errors import Conflict
+from tests.catalog.factories import make_asset, make_title, principal
 from tests.delivery.builders import make_contract, today
 from tests.helpers import problem
 from tests.world import World
@@ -87,20 +88,17 @@ def test_once_the_contracts_have_ended_the_title_may_go(
     assert not exists(session, film.id)
 
 
-def test_a_registered_guard_can_refuse_and_be_removed(
-    client: Any, session: Session, world: World
-) -> None:
+def test_a_guard_passed_can_refuse(session: Session, world: World) -> None:
     film = make_title(session, world["studio_a"].org_id)
     session.commit()
 
     def guard(_: Session, title: Title) -> str | None:
         return "it is on hold" if title.id == film.id else None
 
-    remove = register_title_deletion_guard(guard)
-    try:
-        body = problem(delete(client, world, film.id), 409, "conflict")
-        assert body["detail"] == f"title {film.id} cannot be deleted: it is on hold"
-        assert body["errors"] == {"title_id": ["It is on hold."]}
-    finally:
-        remove()
-    assert delete(client, world, film.id).status_code == 204
+    owner = principal(world, "studio_a")
+    with pytest.raises(Conflict) as refused:
+        delete_title(session, owner, film.id, guards=(guard,))
+    assert refused.value.detail == f"title {film.id} cannot be deleted: it is on hold"
+    assert refused.value.errors == {"title_id": ["It is on hold."]}
+    delete_title(session, owner, film.id, guards=())
+    assert not exists(session, film.id)

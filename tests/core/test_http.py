@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint
 
 from marketplace.app import create_app
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World
 
 
@@ -63,15 +63,7 @@ class TestProblems:
     def test_unexpected_errors_leak_nothing(
         self, settings: Any, connection: Any, storage: Any
     ) -> None:
-        from sqlalchemy.orm import Session
-
-        app = create_app(
-            settings,
-            storage=storage,
-            session_factory=lambda: Session(
-                bind=connection, join_transaction_mode="create_savepoint"
-            ),
-        )
+        app = create_app(settings, storage=storage, session_factory=bound_sessions(connection))
         boom = Blueprint("boom", __name__)
 
         @boom.get("/boom")

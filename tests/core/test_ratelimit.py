@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection
-from sqlalchemy.orm import Session
 
 from marketplace.app import create_app
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,7 +29,7 @@ def test_the_limit_applies_per_user_and_says_when_to_retry(
 ) -> None:
     app = create_app(
         settings.with_overrides(rate_limit_per_minute=3),
-        session_factory=lambda: Session(bind=connection, join_transaction_mode="create_savepoint"),
+        session_factory=bound_sessions(connection),
         storage=storage,
     )
     client = app.test_client()

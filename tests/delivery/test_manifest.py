@@ -20,7 +20,7 @@ from marketplace.delivery import manifest
 from tests.catalog.factories import make_asset, make_title
 from tests.deals import cleared_title, signed_contract
 from tests.delivery.builders import make_contract
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World
 
 
@@ -112,7 +112,7 @@ class TestSignature:
     ) -> None:
         def published(app_settings: Settings) -> str:
             app = create_app(
-                app_settings, session_factory=lambda: Session(connection), storage=storage
+                app_settings, session_factory=bound_sessions(connection), storage=storage
             )
             key: str = (
                 app.test_client().get("/api/v1/manifest-signing-key").get_json()["public_key"]

@@ -15,8 +15,9 @@ from catalog import assets
 from catalog.checksums import verify_asset
 from config import Settings
 from marketplace.app import create_app
+from marketplace.core.runtime import UnitOfWork
 from marketplace.core.storage.s3 import S3Storage
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World
 
 pytestmark = pytest.mark.servers
@@ -27,13 +28,9 @@ API = "/api/v1"
 @pytest.fixture
 def s3_client(settings: Settings, connection: Connection, s3_storage: S3Storage) -> Any:
     """The app on the test's transaction, storing assets in the real SeaweedFS."""
-
-    def session_factory() -> Session:
-        return Session(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-
-    return create_app(settings, session_factory=session_factory, storage=s3_storage).test_client()
+    return create_app(
+        settings, session_factory=bound_sessions(connection), storage=s3_storage
+    ).test_client()
 
 
 def create(client: Any, headers: dict[str, str], path: str, body: dict[str, Any]) -> Any:
@@ -193,7 +190,7 @@ def test_an_asset_past_one_put_goes_up_in_parts_to_the_store(
     # SHA-256 checked once the object has been read back.
     assert done.get_json()["sha256_verified_at"] is None
     session = Session(bind=connection, join_transaction_mode="create_savepoint")
-    verdict = verify_asset(session, s3_storage, asset["id"])
+    verdict = verify_asset(lambda: UnitOfWork(session), s3_storage, asset["id"])
     assert (verdict.outcome, verdict.sha256) == ("verified", hashlib.sha256(data).hexdigest())
     listed = s3_client.get(f"{API}/titles/{film['id']}/assets", headers=headers).get_json()
     assert listed["items"][0]["sha256_verified_at"] is not None

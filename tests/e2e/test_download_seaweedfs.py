@@ -17,6 +17,7 @@ from marketplace.app import create_app
 from marketplace.core.storage.s3 import S3Storage
 from tests.catalog.factories import make_asset, make_title
 from tests.delivery.builders import make_contract
+from tests.helpers import bound_sessions
 from tests.world import World
 
 pytestmark = pytest.mark.servers
@@ -26,9 +27,7 @@ def app_on(settings: Settings, connection: Connection, storage: S3Storage) -> An
     """The app as conftest's `app` builds it, but on the real object store."""
     return create_app(
         settings,
-        session_factory=lambda: Session(
-            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
-        ),
+        session_factory=bound_sessions(connection),
         storage=storage,
     )
 
