@@ -84,7 +84,8 @@ class StripeWebhook(MethodView):
                 "name": "Stripe-Signature",
                 "required": True,
                 "schema": {"type": "string"},
-                "description": "`t=<unix time>,v1=<HMAC-SHA256>` with the webhook secret.",
+                "description": "`t=<unix time>,v1=<HMAC-SHA256>` with the webhook secret; "
+                "a `t` more than 300 s before or after the server's clock is refused (400).",
             }
         ],
         requestBody={

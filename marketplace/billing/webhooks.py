@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -21,6 +21,10 @@ from marketplace.core.errors import BadRequest
 
 log = logging.getLogger("marketplace.billing")
 
+#: How far a signed event's timestamp may be from our clock, either way (Stripe's own default
+#: for old events; a future one is refused as well: a clock that far off cannot be trusted).
+SIGNATURE_TOLERANCE = timedelta(minutes=5)
+
 
 @dataclass(frozen=True)
 class WebhookReceipt:
@@ -29,21 +33,47 @@ class WebhookReceipt:
     outcome: str  # processed | ignored | duplicate
 
 
-def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
-    """Return the event Stripe signed, as plain data; BadRequest when the signature fails."""
+def verify_event(
+    payload: bytes,
+    signature: str | None,
+    secret: str,
+    *,
+    now: datetime | None = None,
+    tolerance: timedelta = SIGNATURE_TOLERANCE,
+) -> dict[str, Any]:
+    """Return the event Stripe signed, as plain data; BadRequest when the signature fails or
+    its timestamp is more than `tolerance` before or after `now`."""
     if not signature:
         raise BadRequest("the Stripe-Signature header is missing")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret)
+        # tolerance=0: the library only refuses old timestamps, against its own clock; the
+        # window is checked below, both ways, against ours.
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=0)
     except stripe.SignatureVerificationError:
         raise BadRequest("the Stripe-Signature header does not match this payload") from None
     except (ValueError, AttributeError, TypeError):
         # Signed, but not UTF-8 JSON holding an object: the library trips on a list or a number.
         raise BadRequest("the webhook payload is not a JSON event") from None
+    _check_timestamp(signature, now or utcnow(), tolerance)
     data: dict[str, Any] = event.to_dict()
     if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
         raise BadRequest("the webhook payload is not a Stripe event")
     return data
+
+
+def _check_timestamp(signature: str, now: datetime, tolerance: timedelta) -> None:
+    """Refuse a signature made too long ago (a replay) or too far ahead (a wrong clock)."""
+    # The signature matched, so the header holds a `t=` integer (the first, as Stripe reads it).
+    signed_at = next(
+        int(v) for k, _, v in (i.partition("=") for i in signature.split(",")) if k == "t"
+    )
+    skew = datetime.fromtimestamp(signed_at, UTC) - now
+    if abs(skew) > tolerance:
+        when = "ahead of" if skew > timedelta(0) else "behind"
+        raise BadRequest(
+            f"the Stripe-Signature timestamp is {abs(skew.total_seconds()):.0f} s {when} our "
+            f"clock; more than {tolerance.total_seconds():.0f} s either way is refused"
+        )
 
 
 def receive_webhook(
@@ -56,12 +86,12 @@ def receive_webhook(
     now: datetime | None = None,
 ) -> WebhookReceipt:
     """Verify a Stripe event and apply it, once per event id; replays change nothing."""
-    event = verify_event(payload, signature, secret)
+    now = now or utcnow()
+    event = verify_event(payload, signature, secret, now=now)
     event_id, event_type = event["id"], event["type"]
     record = _claim(session, event_id, event_type)
     if record is None:
         return WebhookReceipt(event_id, event_type, "duplicate")
-    now = now or utcnow()
     intent = (event.get("data") or {}).get("object") or {}
     match event_type:
         case "payment_intent.succeeded":

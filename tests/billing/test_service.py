@@ -218,6 +218,58 @@ class TestVerifyEvent:
             webhooks.verify_event(body, header, SECRET)
 
 
+class TestSignatureTimestamp:
+    """Stripe signs `t=<unix time>`: more than five minutes from our clock, either way, is
+    refused (an old one may be a replay; a future one comes from a clock we cannot trust)."""
+
+    NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+    def verify(self, seconds_from_now: int) -> dict[str, Any]:
+        payload = intent_event("payment_intent.succeeded", "pi_1", amount=10, event_id="evt_t")
+        t = int(self.NOW.timestamp()) + seconds_from_now
+        return webhooks.verify_event(
+            payload, signature_header(payload, SECRET, timestamp=t), SECRET, now=self.NOW
+        )
+
+    @pytest.mark.parametrize("seconds", [-300, -1, 0, 1, 300])
+    def test_within_five_minutes_either_way_is_accepted(self, seconds: int) -> None:
+        assert self.verify(seconds)["id"] == "evt_t"
+
+    @pytest.mark.parametrize(
+        ("seconds", "words"),
+        [
+            (-301, "301 s behind"),
+            (-86_400, "86400 s behind"),
+            (301, "301 s ahead of"),
+            (3600, "3600 s ahead of"),
+        ],
+    )
+    def test_further_either_way_is_a_bad_request(self, seconds: int, words: str) -> None:
+        with pytest.raises(BadRequest) as refused:
+            self.verify(seconds)
+        assert words in refused.value.detail and "300 s either way" in refused.value.detail
+
+    def test_a_future_event_changes_nothing(self, session: Session, world: World) -> None:
+        gateway = FakeGateway()
+        contract = make_contract(session, world)
+        payment = start(session, world, contract, gateway).payment
+        payload = intent_event(
+            "payment_intent.succeeded", payment.intent_id, amount=payment.amount_cents
+        )
+        an_hour_ahead = int(self.NOW.timestamp()) + 3600
+        with pytest.raises(BadRequest):
+            webhooks.receive_webhook(
+                session,
+                payload,
+                signature_header(payload, SECRET, timestamp=an_hour_ahead),
+                secret=SECRET,
+                fee_bps=2000,
+                now=self.NOW,
+            )
+        assert payment.status == "pending" and contract.payment_status == "pending"
+        assert count(session, WebhookEvent) == 0
+
+
 class TestPaymentEvents:
     def _pending(
         self, session: Session, world: World, **kw: Any
