@@ -17,6 +17,7 @@ from marketplace.billing.models import Payment
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState
 from marketplace.core.ids import new_id
+from marketplace.core.money import check_chargeable
 
 # Intent states from which the client can still pay the intent we handed out.
 _PAYABLE_INTENT_STATUSES = frozenset(
@@ -65,6 +66,8 @@ def start_payment(
         raise InvalidState(f"this contract is already {contract.payment_status}")
     if contract.amount_cents <= 0:
         raise InvalidState("this contract has nothing to pay")
+    # Brokering makes no such deal; a guard for contracts made before it refused them.
+    check_chargeable(contract.amount_cents, field="amount_cents", what="the contract's price")
     open_payment = session.scalars(
         select(Payment).where(Payment.contract_id == contract.id, Payment.status == "pending")
     ).one_or_none()

@@ -20,7 +20,13 @@ from marketplace.billing import payouts, service, webhooks
 from marketplace.billing.errors import PaymentProviderError
 from marketplace.billing.gateway import FakeGateway, StripeGateway
 from marketplace.billing.models import Payment, PayoutEntry, WebhookEvent
-from marketplace.core.errors import BadRequest, Forbidden, InvalidState, NotFound
+from marketplace.core.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+)
 from tests.billing.support import (
     intent_event,
     make_contract,
@@ -171,6 +177,20 @@ class TestStartPayment:
         with pytest.raises(InvalidState):
             start(session, world, contract, gateway)
         assert gateway.created == []
+
+    def test_a_price_past_one_charge_is_422_naming_the_limit(
+        self, session: Session, world: World
+    ) -> None:
+        # Brokering refuses such a deal; a contract made before it did is still never charged.
+        gateway = FakeGateway()
+        contract = make_contract(session, world, amount_cents=100_000_000)
+        with pytest.raises(ValidationFailed) as refused:
+            start(session, world, contract, gateway)
+        assert "99,999,999" in refused.value.detail and gateway.created == []
+        assert contract.payment_status == "unpaid"
+        assert count(session, Payment, Payment.contract_id == contract.id) == 0
+        ok = make_contract(session, world, amount_cents=99_999_999)
+        assert start(session, world, ok, gateway).payment.amount_cents == 99_999_999
 
     def test_a_provider_failure_stores_nothing(self, session: Session, world: World) -> None:
         gateway = FakeGateway()
