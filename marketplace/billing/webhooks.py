@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from contracts.models import Contract
 from marketplace.audit.service import record_event
+from marketplace.billing.gateway import PaymentGateway
 from marketplace.billing.models import Payment, WebhookEvent
 from marketplace.billing.payouts import record_payout
 from marketplace.core.db import utcnow
@@ -83,6 +84,7 @@ def receive_webhook(
     *,
     secret: str,
     fee_bps: int,
+    gateway: PaymentGateway,
     now: datetime | None = None,
 ) -> WebhookReceipt:
     """Verify a Stripe event and apply it, once per event id; replays change nothing."""
@@ -95,7 +97,9 @@ def receive_webhook(
     intent = (event.get("data") or {}).get("object") or {}
     match event_type:
         case "payment_intent.succeeded":
-            handled = _payment_succeeded(session, event_id, intent, fee_bps=fee_bps, now=now)
+            handled = _payment_succeeded(
+                session, event_id, intent, fee_bps=fee_bps, gateway=gateway, now=now
+            )
         case "payment_intent.payment_failed":
             handled = _payment_failed(session, event_id, intent, now=now)
         case _:
@@ -150,13 +154,19 @@ def _locked(session: Session, intent: dict[str, Any]) -> tuple[Payment, Contract
 
 
 def _payment_succeeded(
-    session: Session, event_id: str, intent: dict[str, Any], *, fee_bps: int, now: datetime
+    session: Session,
+    event_id: str,
+    intent: dict[str, Any],
+    *,
+    fee_bps: int,
+    gateway: PaymentGateway,
+    now: datetime,
 ) -> bool:
     found = _locked(session, intent)
     if found is None:
         return False
     payment, contract = found
-    if payment.status == "succeeded":
+    if payment.status in ("succeeded", "refunded"):
         return False
     if intent.get("amount") != payment.amount_cents or (
         str(intent.get("currency", "")).lower() != payment.currency
@@ -166,6 +176,10 @@ def _payment_succeeded(
             payment.id,
         )
         return False
+    paid_by = _paid_by(session, payment, contract)
+    if paid_by is not None:
+        _refund(session, event_id, payment, contract, paid_by, gateway=gateway, now=now)
+        return True
     # A failed (or canceled) payment can still succeed: the payer retried the same intent.
     payment.status = "succeeded"
     payment.succeeded_at = now
@@ -213,6 +227,76 @@ def _payment_succeeded(
             contract.status,
         )
     return True
+
+
+def _paid_by(session: Session, payment: Payment, contract: Contract) -> str | None:
+    """The other payment that already paid this contract, if any (the contract is locked)."""
+    other = session.scalars(
+        select(Payment.id)
+        .where(
+            Payment.contract_id == contract.id,
+            Payment.status == "succeeded",
+            Payment.id != payment.id,
+        )
+        .limit(1)
+    ).first()
+    if other is None and contract.payment_status in ("paid", "refunded"):
+        return "the contract's payment"  # paid outside this table: never twice either
+    return other
+
+
+def _refund(
+    session: Session,
+    event_id: str,
+    payment: Payment,
+    contract: Contract,
+    paid_by: str,
+    *,
+    gateway: PaymentGateway,
+    now: datetime,
+) -> None:
+    """Give back a second success in full at once: a contract is paid by one payment only.
+
+    Stripe failing makes the webhook a 502: the event is not recorded, and Stripe sends it
+    again. The idempotency key keeps its retries (and ours) to one refund.
+    """
+    refund_id = gateway.refund_intent(
+        payment.intent_id,
+        metadata={"contract_id": contract.id, "payment_id": payment.id, "paid_by": paid_by},
+        idempotency_key=f"clearcut-refund-{payment.id}",
+    )
+    log.warning(
+        "payment %s succeeded for contract %s, already paid by %s: refunded (%s)",
+        payment.id,
+        contract.id,
+        paid_by,
+        refund_id,
+    )
+    payment.status = "refunded"
+    payment.succeeded_at = now
+    payment.refunded_at = now
+    payment.refund_id = refund_id
+    payment.failure_message = None
+    session.flush()
+    record_event(
+        session,
+        None,
+        "payment.refunded",
+        object_id=payment.id,
+        organization_id=contract.studio_id,
+        parties=[contract.developer_id],
+        data={
+            "contract_id": contract.id,
+            "event_id": event_id,
+            "amount_cents": payment.amount_cents,
+            "currency": payment.currency,
+            "refund_id": refund_id,
+            "reason": "the contract was already paid",
+            "paid_by": paid_by,
+            "contract_payment_status": contract.payment_status,
+        },
+        at=now,
+    )
 
 
 def _payment_failed(
