@@ -21,6 +21,7 @@ from marketplace.brokering import routes as brokering_routes
 from marketplace.core import ops
 from marketplace.core.api import Api
 from marketplace.core.db import make_engine, make_session_factory, read_only_engine
+from marketplace.core.health import StorageHealth
 from marketplace.core.logs import configure_logging
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
@@ -38,8 +39,10 @@ def create_app(
     session_factory: Callable[[], Session] | None = None,
     storage: ObjectStorage | None = None,
     payments: PaymentGateway | None = None,
+    storage_health: StorageHealth | None = None,
 ) -> Flask:
-    """Build the WSGI app; tests pass their own session factory, storage and payments."""
+    """Build the WSGI app; tests pass their own session factory, storage and payments (and
+    the store's health probe, to move its clock)."""
     settings = settings or load_settings()
     settings.check()
     configure_logging(settings.log_level, json_lines=settings.log_json)
@@ -64,13 +67,15 @@ def create_app(
         engine = make_engine(settings.database_url)
         session_factory = make_session_factory(engine)
         read_session_factory = make_session_factory(read_only_engine(engine))
+    storage = storage or S3Storage.from_settings(settings)
     init_app(
         app,
         AppState(
             settings=settings,
             session_factory=session_factory,
             authenticate=authenticate,
-            storage=storage or S3Storage.from_settings(settings),
+            storage=storage,
+            storage_health=storage_health or StorageHealth(storage),
             cursors=CursorCodec(settings.secret_key),
             rate_limiter=(
                 RedisRateLimiter.from_url(settings.redis_url)

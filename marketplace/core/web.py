@@ -31,6 +31,7 @@ from marketplace.core.errors import (
     problem_body,
     problem_json,
 )
+from marketplace.core.health import StorageHealth
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import RateLimiter
 from marketplace.core.storage import ObjectStorage
@@ -82,6 +83,8 @@ class AppState:
     session_factory: Callable[[], Session] | sessionmaker[Session]
     authenticate: Authenticator
     storage: ObjectStorage
+    # The store's cached health: what /readyz reports and download grants consult.
+    storage_health: StorageHealth
     cursors: CursorCodec
     rate_limiter: RateLimiter | None = None
     extras: dict[str, Any] = field(default_factory=dict)
