@@ -607,3 +607,45 @@ class TestStorageDown:
         assert grant(client, contract.id, asset.id, dev).status_code == 201
         assert client.get("/readyz").status_code == 200
         assert usage(client, contract.id, dev)["downloads_used"] == 2
+
+
+class TestTerminationAndLiveUrls:
+    """What the terminate route's OpenAPI description says: no new grants at once; a URL
+    granted before lives until its own expiry (DOWNLOAD_URL_TTL_SECONDS) and no longer."""
+
+    def test_a_url_granted_before_termination_works_until_its_ttl(
+        self, session: Session, world: World, settings: Any, connection: Any
+    ) -> None:
+        now = [1_000_000.0]
+        storage = InMemoryStorage("clearcut-ttl", clock=lambda: now[0])
+        client = create_app(
+            settings.with_overrides(download_url_ttl_seconds=300),
+            session_factory=lambda: Session(
+                bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+            ),
+            storage=storage,
+        ).test_client()
+        [asset] = film(session, world, 10)
+        storage.put_bytes(asset.storage_key, b"A" * 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        url = grant(client, contract.id, asset.id, dev).get_json()["url"]
+        terminated = client.post(
+            f"/api/v1/contracts/{contract.id}/terminate",
+            json={"reason": "breach of the licence"},
+            headers=world["operator"].headers,
+        )
+        assert terminated.status_code == 200
+        problem(grant(client, contract.id, asset.id, dev), 409, "invalid_state")
+        now[0] += 300
+        assert storage.simulate_get(url)[0] == 200  # still live, up to its TTL
+        now[0] += 1
+        assert storage.simulate_get(url)[0] == 403
+
+    def test_the_terminate_route_says_so_in_the_openapi_document(self, client: Any) -> None:
+        spec = client.get("/api/v1/openapi.json").get_json()
+        operation = spec["paths"]["/api/v1/contracts/{contract_id}/terminate"]["post"]
+        text = operation["summary"] + " " + operation["description"]
+        for words in ("DOWNLOAD_URL_TTL_SECONDS", "409", "rotate the object store's credentials"):
+            assert words in text
