@@ -21,8 +21,10 @@ class StorageUnavailableError(DomainError):
 
     status, code, title = 503, "storage_unavailable", "Object storage unavailable"
 
-    def __init__(self, detail: str = "the object store is unavailable; retry later") -> None:
-        super().__init__(detail, headers={"Retry-After": "5"})
+    def __init__(
+        self, detail: str = "the object store is unavailable; retry later", *, retry_after: int = 5
+    ) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class NotCleared(DomainError):

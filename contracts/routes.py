@@ -176,7 +176,18 @@ class ContractTerminate(MethodView):
     @blp.arguments(TerminateSchema())
     @blp.response(200, ContractSchema)
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
-        """Terminate a contract (operators); delivery is revoked at once."""
+        """Terminate a contract (operators): no new grants at once; granted URLs run out.
+
+        From the termination on, every download grant of the contract is refused (409
+        `invalid_state`), a grant racing with it included: the grant's metering statement
+        counts only while the contract is active. A URL granted before it is a presigned URL of
+        the object store: the store checks its signature and expiry, not the contract, so it
+        keeps downloading until it expires, at most `DOWNLOAD_URL_TTL_SECONDS` (300 s by
+        default, 1 to 3,600) after it was granted. The delivery log
+        (`GET /contracts/{id}/downloads`) lists each such URL with its `expires_at`. To cut every
+        live URL off at once, rotate the object store's credentials (all URLs signed with them
+        stop working, upload URLs of every studio included). Termination refunds nothing.
+        """
         who = viewer()
         contract = service.terminate_contract(db(), who, contract_id, reason=body["reason"])
         return present_contract(db(), contract, who)

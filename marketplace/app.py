@@ -19,6 +19,7 @@ from marketplace.bootstrap import build_runtime
 from marketplace.brokering import routes as brokering_routes
 from marketplace.core import ops
 from marketplace.core.api import Api
+from marketplace.core.health import StorageHealth
 from marketplace.core.logs import configure_logging
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from marketplace.core.runtime import Runtime
@@ -37,6 +38,7 @@ def create_app(
     session_factory: sessionmaker[Session] | None = None,
     storage: ObjectStorage | None = None,
     payments: PaymentGateway | None = None,
+    storage_health: StorageHealth | None = None,
 ) -> Flask:
     """Build the WSGI app on a runtime (marketplace.bootstrap), built here from the settings
     unless given; tests pass their own session factory, storage and payments."""
@@ -73,6 +75,7 @@ def create_app(
         AppState(
             runtime=runtime,
             authenticate=authenticate,
+            storage_health=storage_health or StorageHealth(runtime.storage),
             rate_limiter=(
                 RedisRateLimiter.from_url(settings.redis_url)
                 if settings.redis_url

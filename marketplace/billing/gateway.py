@@ -5,8 +5,9 @@ localstripe (the emulator used locally and in tests/e2e), beyond docs/SERVERS.md
   field, so nothing may rely on reading it back.
 - A PaymentIntent's `status` is computed from its charge: `requires_payment_method` (no method,
   or the last charge was declined), `requires_confirmation`, `succeeded`; after a declined confirm
-  (HTTP 402 `card_declined`, a `stripe.CardError`) it is `requires_payment_method` again and can
-  be confirmed anew with another method, as on Stripe.
+  (HTTP 402 `card_declined`, a `stripe.CardError`) it is `requires_payment_method` again, but
+  unlike Stripe it cannot be confirmed anew: with another method set, its status stays
+  `requires_payment_method` (the declined charge is still its latest) and confirm is a 400.
 - It sends only `payment_intent.succeeded` and `payment_intent.payment_failed` for intents (no
   `payment_intent.created`), each about a second after the change, to every configured webhook,
   and never retries a delivery that failed: a missed event stays missed.
@@ -15,6 +16,12 @@ localstripe (the emulator used locally and in tests/e2e), beyond docs/SERVERS.md
   created>,v1=<HMAC-SHA256 of "t.body">`, which `stripe.Webhook.construct_event` accepts.
 - An unknown intent id is a 404 `InvalidRequestError`, an unknown parameter a 400 naming it
   (`Unexpected description`).
+- `POST /v1/payment_intents/{id}/cancel` cancels an intent in `requires_payment_method`,
+  `requires_confirmation`, `requires_action` or `requires_capture` (anything else is a 400, as on
+  Stripe); a canceled intent then refuses to be confirmed (400). It sends no event for it.
+- `POST /v1/refunds` takes `payment_intent` (and `amount`, `metadata`): it refunds the intent's
+  latest charge in full, at once (`status: succeeded`); an intent never charged is a 400. It sends
+  no `charge.refunded` event, and ignores idempotency keys (two calls refund twice).
 """
 
 from __future__ import annotations
@@ -36,6 +43,12 @@ log = logging.getLogger("marketplace.billing")
 _TIMEOUT_SECONDS = (5.0, 20.0)
 # The library retries network failures itself, reusing the idempotency key we pass.
 _NETWORK_RETRIES = 2
+
+
+#: The intent states Stripe lets us cancel (canceled ones can never be paid).
+CANCELABLE_STATUSES = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +76,16 @@ class PaymentGateway(Protocol):
     ) -> Intent: ...
 
     def retrieve_intent(self, intent_id: str) -> Intent: ...
+
+    def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        """Cancel an intent not yet paid, so that it can never be paid."""
+        ...
+
+    def refund_intent(
+        self, intent_id: str, *, metadata: dict[str, str], idempotency_key: str
+    ) -> str:
+        """Refund a succeeded intent in full; return the refund's id."""
+        ...
 
 
 #: The runtime's payment gateway (Stripe, localstripe, or a fake in unit tests).
@@ -131,6 +154,27 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise _provider_error("read a payment", exc) from exc
 
+    def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        try:
+            intent = self._client.v1.payment_intents.cancel(
+                intent_id, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error("cancel a payment", exc) from exc
+        return _intent(intent)
+
+    def refund_intent(
+        self, intent_id: str, *, metadata: dict[str, str], idempotency_key: str
+    ) -> str:
+        try:
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": intent_id, "metadata": metadata},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _provider_error("refund a payment", exc) from exc
+        return str(refund.id)
+
 
 def _intent(obj: Any) -> Intent:
     data = obj.to_dict()
@@ -158,6 +202,8 @@ class FakeGateway:
         self.intents: dict[str, Intent] = {}
         self.created: list[dict[str, Any]] = []
         self.failure: PaymentProviderError | None = None
+        self.canceled: list[str] = []
+        self.refunds: list[dict[str, Any]] = []
         self._by_key: dict[str, str] = {}
 
     def create_intent(
@@ -200,6 +246,26 @@ class FakeGateway:
             return self.intents[intent_id]
         except KeyError:
             raise PaymentProviderError("no such payment intent") from None
+
+    def cancel_intent(self, intent_id: str, *, idempotency_key: str) -> Intent:
+        intent = self.retrieve_intent(intent_id)
+        if intent.status not in CANCELABLE_STATUSES:
+            raise PaymentProviderError(f"a {intent.status} payment intent cannot be canceled")
+        self.canceled.append(intent_id)
+        return self.set_status(intent_id, "canceled")
+
+    def refund_intent(
+        self, intent_id: str, *, metadata: dict[str, str], idempotency_key: str
+    ) -> str:
+        intent = self.retrieve_intent(intent_id)
+        if idempotency_key in self._by_key:
+            return self._by_key[idempotency_key]
+        if intent.status != "succeeded":
+            raise PaymentProviderError(f"a {intent.status} payment intent cannot be refunded")
+        refund_id = f"re_fake{secrets.token_hex(8)}"
+        self._by_key[idempotency_key] = refund_id
+        self.refunds.append({"id": refund_id, "intent_id": intent_id, "metadata": dict(metadata)})
+        return refund_id
 
     def set_status(self, intent_id: str, status: str) -> Intent:
         """Move an intent as a paying client would (tests)."""

@@ -9,19 +9,27 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.db import Base, created_at_column, id_column
 
-PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled")
+PAYMENT_STATUSES = ("pending", "succeeded", "failed", "canceled", "refunded")
 WEBHOOK_OUTCOMES = ("processed", "ignored")
 
 # At most one open payment per contract, whatever the races: the database refuses a second.
 _OPEN = text("status = 'pending'")
+# At most one succeeded payment per contract: another success is refunded (`refunded`).
+_SUCCEEDED = text("status = 'succeeded'")
 
 
 class Payment(Base):
-    """One Stripe PaymentIntent for one contract; `pending` until the webhook says how it went."""
+    """One Stripe PaymentIntent for one contract; `pending` until the webhook says how it went.
+
+    `refunded`: the intent succeeded for a contract another payment had already paid, and we
+    refunded it in full at once (`refund_id`); it pays nobody.
+    """
 
     __tablename__ = "payments"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'canceled')", name="status"),
+        CheckConstraint(
+            "status IN ('pending', 'succeeded', 'failed', 'canceled', 'refunded')", name="status"
+        ),
         CheckConstraint("amount_cents > 0", name="amount_positive"),
         Index(
             "uq_payments_open_contract_id",
@@ -29,6 +37,13 @@ class Payment(Base):
             unique=True,
             sqlite_where=_OPEN,
             postgresql_where=_OPEN,
+        ),
+        Index(
+            "uq_payments_succeeded_contract_id",
+            "contract_id",
+            unique=True,
+            sqlite_where=_SUCCEEDED,
+            postgresql_where=_SUCCEEDED,
         ),
     )
 
@@ -45,6 +60,8 @@ class Payment(Base):
     succeeded_at: Mapped[datetime | None] = mapped_column()
     failed_at: Mapped[datetime | None] = mapped_column()
     failure_message: Mapped[str | None] = mapped_column(Text)
+    refunded_at: Mapped[datetime | None] = mapped_column()
+    refund_id: Mapped[str | None] = mapped_column(String(255))
 
 
 class PayoutEntry(Base):

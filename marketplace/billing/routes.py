@@ -52,6 +52,8 @@ class ContractPayments(MethodView):
             "succeeded_at": payment.succeeded_at,
             "failed_at": payment.failed_at,
             "failure_message": payment.failure_message,
+            "refunded_at": payment.refunded_at,
+            "refund_id": payment.refund_id,
             "client_secret": start.client_secret,
         }
 
@@ -81,7 +83,8 @@ class StripeWebhook(MethodView):
                 "name": "Stripe-Signature",
                 "required": True,
                 "schema": {"type": "string"},
-                "description": "`t=<unix time>,v1=<HMAC-SHA256>` with the webhook secret.",
+                "description": "`t=<unix time>,v1=<HMAC-SHA256>` with the webhook secret; "
+                "a `t` more than 300 s before or after the server's clock is refused (400).",
             }
         ],
         requestBody={
@@ -91,7 +94,13 @@ class StripeWebhook(MethodView):
     )
     @blp.response(200, WebhookReceiptSchema)
     def post(self) -> Any:
-        """Receive a Stripe event (signed, no API key); each event id is applied once."""
+        """Receive a Stripe event (signed, no API key); each event id is applied once.
+
+        A `payment_intent.succeeded` for a contract another payment already paid is refunded
+        in full at once (the payment becomes `refunded`, with no payout entry); if Stripe
+        cannot refund it, the answer is a 502 and nothing is recorded, so Stripe sends the event
+        again.
+        """
         settings = state().settings
         return webhooks.receive_webhook(
             db(),
@@ -99,6 +108,7 @@ class StripeWebhook(MethodView):
             request.headers.get("Stripe-Signature"),
             secret=settings.stripe_webhook_secret,
             fee_bps=settings.fee_bps,
+            gateway=gateway(),
         )
 
 

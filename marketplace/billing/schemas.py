@@ -21,6 +21,14 @@ class PaymentSchema(Schema):
     succeeded_at = UTCDateTime(allow_none=True)
     failed_at = UTCDateTime(allow_none=True)
     failure_message = ma.fields.String(allow_none=True)
+    refunded_at = UTCDateTime(
+        allow_none=True,
+        metadata={
+            "description": "`refunded`: the intent succeeded for a contract another payment "
+            "had already paid, and was refunded in full at once."
+        },
+    )
+    refund_id = ma.fields.String(allow_none=True, metadata={"description": "Stripe's refund id."})
 
 
 class PaymentCreatedSchema(PaymentSchema):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -14,12 +14,17 @@ from sqlalchemy.orm import Session
 
 from contracts.models import Contract
 from marketplace.audit.service import record_event
+from marketplace.billing.gateway import PaymentGateway
 from marketplace.billing.models import Payment, WebhookEvent
 from marketplace.billing.payouts import record_payout
 from marketplace.core.db import utcnow
 from marketplace.core.errors import BadRequest
 
 log = logging.getLogger("marketplace.billing")
+
+#: How far a signed event's timestamp may be from our clock, either way (Stripe's own default
+#: for old events; a future one is refused as well: a clock that far off cannot be trusted).
+SIGNATURE_TOLERANCE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -29,21 +34,47 @@ class WebhookReceipt:
     outcome: str  # processed | ignored | duplicate
 
 
-def verify_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
-    """Return the event Stripe signed, as plain data; BadRequest when the signature fails."""
+def verify_event(
+    payload: bytes,
+    signature: str | None,
+    secret: str,
+    *,
+    now: datetime | None = None,
+    tolerance: timedelta = SIGNATURE_TOLERANCE,
+) -> dict[str, Any]:
+    """Return the event Stripe signed, as plain data; BadRequest when the signature fails or
+    its timestamp is more than `tolerance` before or after `now`."""
     if not signature:
         raise BadRequest("the Stripe-Signature header is missing")
     try:
-        event = stripe.Webhook.construct_event(payload, signature, secret)
+        # tolerance=0: the library only refuses old timestamps, against its own clock; the
+        # window is checked below, both ways, against ours.
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=0)
     except stripe.SignatureVerificationError:
         raise BadRequest("the Stripe-Signature header does not match this payload") from None
     except (ValueError, AttributeError, TypeError):
         # Signed, but not UTF-8 JSON holding an object: the library trips on a list or a number.
         raise BadRequest("the webhook payload is not a JSON event") from None
+    _check_timestamp(signature, now or utcnow(), tolerance)
     data: dict[str, Any] = event.to_dict()
     if not isinstance(data.get("id"), str) or not isinstance(data.get("type"), str):
         raise BadRequest("the webhook payload is not a Stripe event")
     return data
+
+
+def _check_timestamp(signature: str, now: datetime, tolerance: timedelta) -> None:
+    """Refuse a signature made too long ago (a replay) or too far ahead (a wrong clock)."""
+    # The signature matched, so the header holds a `t=` integer (the first, as Stripe reads it).
+    signed_at = next(
+        int(v) for k, _, v in (i.partition("=") for i in signature.split(",")) if k == "t"
+    )
+    skew = datetime.fromtimestamp(signed_at, UTC) - now
+    if abs(skew) > tolerance:
+        when = "ahead of" if skew > timedelta(0) else "behind"
+        raise BadRequest(
+            f"the Stripe-Signature timestamp is {abs(skew.total_seconds()):.0f} s {when} our "
+            f"clock; more than {tolerance.total_seconds():.0f} s either way is refused"
+        )
 
 
 def receive_webhook(
@@ -53,19 +84,22 @@ def receive_webhook(
     *,
     secret: str,
     fee_bps: int,
+    gateway: PaymentGateway,
     now: datetime | None = None,
 ) -> WebhookReceipt:
     """Verify a Stripe event and apply it, once per event id; replays change nothing."""
-    event = verify_event(payload, signature, secret)
+    now = now or utcnow()
+    event = verify_event(payload, signature, secret, now=now)
     event_id, event_type = event["id"], event["type"]
     record = _claim(session, event_id, event_type)
     if record is None:
         return WebhookReceipt(event_id, event_type, "duplicate")
-    now = now or utcnow()
     intent = (event.get("data") or {}).get("object") or {}
     match event_type:
         case "payment_intent.succeeded":
-            handled = _payment_succeeded(session, event_id, intent, fee_bps=fee_bps, now=now)
+            handled = _payment_succeeded(
+                session, event_id, intent, fee_bps=fee_bps, gateway=gateway, now=now
+            )
         case "payment_intent.payment_failed":
             handled = _payment_failed(session, event_id, intent, now=now)
         case _:
@@ -120,13 +154,19 @@ def _locked(session: Session, intent: dict[str, Any]) -> tuple[Payment, Contract
 
 
 def _payment_succeeded(
-    session: Session, event_id: str, intent: dict[str, Any], *, fee_bps: int, now: datetime
+    session: Session,
+    event_id: str,
+    intent: dict[str, Any],
+    *,
+    fee_bps: int,
+    gateway: PaymentGateway,
+    now: datetime,
 ) -> bool:
     found = _locked(session, intent)
     if found is None:
         return False
     payment, contract = found
-    if payment.status == "succeeded":
+    if payment.status in ("succeeded", "refunded"):
         return False
     if intent.get("amount") != payment.amount_cents or (
         str(intent.get("currency", "")).lower() != payment.currency
@@ -136,6 +176,10 @@ def _payment_succeeded(
             payment.id,
         )
         return False
+    paid_by = _paid_by(session, payment, contract)
+    if paid_by is not None:
+        _refund(session, event_id, payment, contract, paid_by, gateway=gateway, now=now)
+        return True
     # A failed (or canceled) payment can still succeed: the payer retried the same intent.
     payment.status = "succeeded"
     payment.succeeded_at = now
@@ -183,6 +227,76 @@ def _payment_succeeded(
             contract.status,
         )
     return True
+
+
+def _paid_by(session: Session, payment: Payment, contract: Contract) -> str | None:
+    """The other payment that already paid this contract, if any (the contract is locked)."""
+    other = session.scalars(
+        select(Payment.id)
+        .where(
+            Payment.contract_id == contract.id,
+            Payment.status == "succeeded",
+            Payment.id != payment.id,
+        )
+        .limit(1)
+    ).first()
+    if other is None and contract.payment_status in ("paid", "refunded"):
+        return "the contract's payment"  # paid outside this table: never twice either
+    return other
+
+
+def _refund(
+    session: Session,
+    event_id: str,
+    payment: Payment,
+    contract: Contract,
+    paid_by: str,
+    *,
+    gateway: PaymentGateway,
+    now: datetime,
+) -> None:
+    """Give back a second success in full at once: a contract is paid by one payment only.
+
+    Stripe failing makes the webhook a 502: the event is not recorded, and Stripe sends it
+    again. The idempotency key keeps its retries (and ours) to one refund.
+    """
+    refund_id = gateway.refund_intent(
+        payment.intent_id,
+        metadata={"contract_id": contract.id, "payment_id": payment.id, "paid_by": paid_by},
+        idempotency_key=f"clearcut-refund-{payment.id}",
+    )
+    log.warning(
+        "payment %s succeeded for contract %s, already paid by %s: refunded (%s)",
+        payment.id,
+        contract.id,
+        paid_by,
+        refund_id,
+    )
+    payment.status = "refunded"
+    payment.succeeded_at = now
+    payment.refunded_at = now
+    payment.refund_id = refund_id
+    payment.failure_message = None
+    session.flush()
+    record_event(
+        session,
+        None,
+        "payment.refunded",
+        object_id=payment.id,
+        organization_id=contract.studio_id,
+        parties=[contract.developer_id],
+        data={
+            "contract_id": contract.id,
+            "event_id": event_id,
+            "amount_cents": payment.amount_cents,
+            "currency": payment.currency,
+            "refund_id": refund_id,
+            "reason": "the contract was already paid",
+            "paid_by": paid_by,
+            "contract_payment_status": contract.payment_status,
+        },
+        at=now,
+    )
 
 
 def _payment_failed(

@@ -6,6 +6,11 @@ import marshmallow as ma
 
 from marketplace.brokering.models import PRICING_MODELS, SIDES
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
+from marketplace.core.money import (
+    CHARGE_LIMIT_MESSAGE,
+    MAX_CHARGE_MINOR_UNITS,
+    MAX_STORED_MINOR_UNITS,
+)
 
 USES = ("train", "fine_tune", "evaluate", "generate_reference")
 _ids = ma.fields.List(
@@ -37,7 +42,10 @@ class LicenseRequestCreateSchema(Schema):
     start = ma.fields.Date(required=True)
     end = ma.fields.Date(required=True)
     exclusive = ma.fields.Boolean(load_default=False)
-    budget_cents = ma.fields.Integer(validate=ma.validate.Range(min=0))
+    # strict: 10.5 (or "10") is refused, not truncated to 10.
+    budget_cents = ma.fields.Integer(
+        strict=True, validate=ma.validate.Range(min=0, max=MAX_STORED_MINOR_UNITS)
+    )
     currency = ma.fields.String(load_default="usd", validate=ma.validate.Length(equal=3))
     message = ma.fields.String(validate=ma.validate.Length(max=10_000))
     anonymous = ma.fields.Boolean(load_default=False)
@@ -69,7 +77,18 @@ class LicenseRequestSchema(Schema):
 
 class PricingSchema(Schema):
     model = ma.fields.String(required=True, validate=ma.validate.OneOf(PRICING_MODELS))
-    amount_cents = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
+    amount_cents = ma.fields.Integer(
+        required=True,
+        strict=True,
+        validate=[
+            ma.validate.Range(min=0),
+            ma.validate.Range(max=MAX_CHARGE_MINOR_UNITS, error=CHARGE_LIMIT_MESSAGE),
+        ],
+        metadata={
+            "description": "Integer minor units (cents): the flat price, or the price of one "
+            f"hour or GB. At most {MAX_CHARGE_MINOR_UNITS:,}, as is the offer's total."
+        },
+    )
     currency = ma.fields.String(required=True, validate=ma.validate.Length(equal=3))
 
 

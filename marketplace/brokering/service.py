@@ -23,6 +23,7 @@ from marketplace.audit.service import record_event
 from marketplace.brokering.models import LicenseRequest, Message, Offer
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
+from marketplace.core.money import check_chargeable
 
 DEFAULT_OFFER_LIFETIME = timedelta(days=14)
 BYTES_PER_GB = 1_000_000_000
@@ -258,6 +259,8 @@ def _new_offer(
 ) -> Offer:
     _clear_or_refuse(session, studio_id, terms, checks)
     total, seconds = _price(session, terms)
+    # A deal one payment cannot collect is never made (a per-hour or per-GB price multiplies).
+    check_chargeable(total, field="pricing.amount_cents", what="the offer's total")
     offer = Offer(
         request_id=request.id,
         studio_id=studio_id,

@@ -30,6 +30,7 @@ from marketplace.core.errors import (
     problem_body,
     problem_json,
 )
+from marketplace.core.health import StorageHealth
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.ratelimit import RateLimiter
 from marketplace.core.runtime import Key, Runtime, UnitOfWork
@@ -84,6 +85,8 @@ class AppState:
 
     runtime: Runtime
     authenticate: Authenticator
+    # The store's cached health: what /readyz reports and download grants consult.
+    storage_health: StorageHealth
     rate_limiter: RateLimiter | None = None
 
     @property

@@ -92,6 +92,11 @@ class ContractDownloads(MethodView):
     )
     @refusal(422, "`validation_error`: a range outside the asset, or last before first.")
     @refusal(429, "`quota_exceeded`: one more download or its bytes would pass the quota.")
+    @refusal(
+        503,
+        "`storage_unavailable`, with `Retry-After`: the object store is down (the check "
+        "`/readyz` reports, made every few seconds); nothing was counted, retry.",
+    )
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
         """Grant a presigned download of a manifest asset (licensee; 429 past the quota)."""
         wanted = body.get("range") or {}
@@ -101,6 +106,7 @@ class ContractDownloads(MethodView):
             contract_id,
             body["asset_id"],
             storage=state().storage,
+            storage_health=state().storage_health,
             ttl_seconds=state().settings.download_url_ttl_seconds,
             first_byte=wanted.get("first_byte"),
             last_byte=wanted.get("last_byte"),

@@ -17,6 +17,7 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from catalog.errors import StorageUnavailableError
 from catalog.models import Asset, Title
 from contracts.models import Contract, ContractTitle
 from contracts.service import get_contract
@@ -24,7 +25,8 @@ from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
-from marketplace.core.storage import ObjectStorage, range_headers
+from marketplace.core.health import StorageHealth
+from marketplace.core.storage import ObjectStorage, StorageUnavailable, range_headers
 from marketplace.delivery.errors import QuotaExceeded
 from marketplace.delivery.manifest import SignedManifest, sign_manifest
 from marketplace.delivery.models import Download
@@ -121,6 +123,7 @@ def grant_download(
     asset_id: str,
     *,
     storage: ObjectStorage,
+    storage_health: StorageHealth,
     ttl_seconds: int,
     first_byte: int | None = None,
     last_byte: int | None = None,
@@ -130,6 +133,7 @@ def grant_download(
 
     With first_byte (and last_byte, inclusive; the asset's last byte if None), the download
     is of that range only: its bytes are the ones counted, and the URL serves nothing else.
+    While the store is known to be down, nothing is counted: StorageUnavailableError (503).
     """
     now = now or utcnow()
     today = now.date()
@@ -147,6 +151,13 @@ def grant_download(
         raise NotFound(f"asset {asset_id} is not in the manifest of contract {contract.id}")
     byte_range = _byte_range(asset, first_byte, last_byte)
     byte_size = asset.byte_size if byte_range is None else byte_range[1] - byte_range[0] + 1
+    # Signing a URL never touches the store: without this, a grant would be counted (and a
+    # retry counted again) for a URL nobody can fetch.
+    if not storage_health.is_up():
+        raise StorageUnavailableError(
+            "the object store is unavailable: no download was granted or counted; retry later",
+            retry_after=storage_health.retry_after_seconds,
+        )
     counted = session.execute(
         update(Contract)
         .where(
@@ -203,12 +214,15 @@ def grant_download(
         },
         at=now,
     )
-    url = storage.presign_get(
-        asset.storage_key,
-        expires_in=ttl_seconds,
-        filename=_download_filename(asset),
-        byte_range=byte_range,
-    )
+    try:
+        url = storage.presign_get(
+            asset.storage_key,
+            expires_in=ttl_seconds,
+            filename=_download_filename(asset),
+            byte_range=byte_range,
+        )
+    except StorageUnavailable as exc:  # signing is local for S3; the request rolls back
+        raise StorageUnavailableError(retry_after=storage_health.retry_after_seconds) from exc
     return DownloadGrant(download=download, url=url)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -268,8 +269,14 @@ class TestStripeWebhook:
         ).get_json()["items"]
         assert failed["status"] == "failed"
         assert failed["failure_message"] == "Your card was declined."
+        # Starting again hands back the same intent, to retry with another card: a second
+        # intent beside it could be paid too.
         retry = pay(client, world, contract.id)
-        assert retry.status_code == 201 and retry.get_json()["id"] != created["id"]
+        assert retry.status_code == 201
+        again = retry.get_json()
+        assert (again["id"], again["client_secret"]) == (created["id"], created["client_secret"])
+        assert again["status"] == "pending"
+        assert contract_of(client, world, contract.id)["payment_status"] == "pending"
 
     @pytest.mark.parametrize(
         "headers",
@@ -292,6 +299,27 @@ class TestStripeWebhook:
             WEBHOOK, data=payload, headers={"Content-Type": "application/json", **headers}
         )
         problem(response, 400, "bad_request")
+        assert contract_of(client, world, contract.id)["payment_status"] == "pending"
+
+    @pytest.mark.parametrize("seconds", [-3600, 3600])
+    def test_an_event_signed_an_hour_away_is_400(
+        self, client: Any, session: Session, world: World, settings: Settings, seconds: int
+    ) -> None:
+        contract = make_contract(session, world)
+        session.commit()
+        created = pay(client, world, contract.id).get_json()
+        payload = intent_event(
+            "payment_intent.succeeded", intent_id_of(created), amount=contract.amount_cents
+        )
+        signed_then = signature_header(
+            payload, settings.stripe_webhook_secret, timestamp=int(time.time()) + seconds
+        )
+        response = client.post(
+            WEBHOOK,
+            data=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": signed_then},
+        )
+        assert "300 s either way" in problem(response, 400, "bad_request")["detail"]
         assert contract_of(client, world, contract.id)["payment_status"] == "pending"
 
     def test_an_event_signed_with_another_secret_is_400(

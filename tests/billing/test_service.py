@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,13 @@ from marketplace.billing import payouts, service, webhooks
 from marketplace.billing.errors import PaymentProviderError
 from marketplace.billing.gateway import FakeGateway, StripeGateway
 from marketplace.billing.models import Payment, PayoutEntry, WebhookEvent
-from marketplace.core.errors import BadRequest, Forbidden, InvalidState, NotFound
+from marketplace.core.errors import (
+    BadRequest,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    ValidationFailed,
+)
 from tests.billing.support import (
     intent_event,
     make_contract,
@@ -33,10 +40,20 @@ SECRET = "whsec_service_tests"
 
 
 def receive(
-    session: Session, payload: bytes, *, fee_bps: int = 2000, secret: str = SECRET
+    session: Session,
+    payload: bytes,
+    *,
+    fee_bps: int = 2000,
+    secret: str = SECRET,
+    gateway: FakeGateway | None = None,
 ) -> webhooks.WebhookReceipt:
     return webhooks.receive_webhook(
-        session, payload, signature_header(payload, secret), secret=SECRET, fee_bps=fee_bps
+        session,
+        payload,
+        signature_header(payload, secret),
+        secret=SECRET,
+        fee_bps=fee_bps,
+        gateway=gateway or FakeGateway(),
     )
 
 
@@ -172,6 +189,20 @@ class TestStartPayment:
             start(session, world, contract, gateway)
         assert gateway.created == []
 
+    def test_a_price_past_one_charge_is_422_naming_the_limit(
+        self, session: Session, world: World
+    ) -> None:
+        # Brokering refuses such a deal; a contract made before it did is still never charged.
+        gateway = FakeGateway()
+        contract = make_contract(session, world, amount_cents=100_000_000)
+        with pytest.raises(ValidationFailed) as refused:
+            start(session, world, contract, gateway)
+        assert "99,999,999" in refused.value.detail and gateway.created == []
+        assert contract.payment_status == "unpaid"
+        assert count(session, Payment, Payment.contract_id == contract.id) == 0
+        ok = make_contract(session, world, amount_cents=99_999_999)
+        assert start(session, world, ok, gateway).payment.amount_cents == 99_999_999
+
     def test_a_provider_failure_stores_nothing(self, session: Session, world: World) -> None:
         gateway = FakeGateway()
         gateway.failure = PaymentProviderError("down")
@@ -216,6 +247,86 @@ class TestVerifyEvent:
         body, header = forge(payload)
         with pytest.raises(BadRequest):
             webhooks.verify_event(body, header, SECRET)
+
+
+def _legacy_second_payment(session: Session, contract: Contract, gateway: FakeGateway) -> Payment:
+    """A second intent opened beside a failed one, as start_payment did before (issue 16)."""
+    intent = gateway.create_intent(
+        amount_cents=contract.amount_cents,
+        currency=contract.currency,
+        metadata={"contract_id": contract.id},
+        idempotency_key="legacy-second",
+    )
+    payment = Payment(
+        contract_id=contract.id,
+        amount_cents=contract.amount_cents,
+        currency=contract.currency,
+        status="pending",
+        intent_id=intent.id,
+        created_by="usr_legacy",
+        created_at=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    session.add(payment)
+    contract.payment_status = "pending"
+    session.flush()
+    return payment
+
+
+def _refuse(intent_id: str, *, idempotency_key: str) -> Any:
+    raise PaymentProviderError("the payment provider failed to cancel a payment (400)")
+
+
+class TestSignatureTimestamp:
+    """Stripe signs `t=<unix time>`: more than five minutes from our clock, either way, is
+    refused (an old one may be a replay; a future one comes from a clock we cannot trust)."""
+
+    NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+    def verify(self, seconds_from_now: int) -> dict[str, Any]:
+        payload = intent_event("payment_intent.succeeded", "pi_1", amount=10, event_id="evt_t")
+        t = int(self.NOW.timestamp()) + seconds_from_now
+        return webhooks.verify_event(
+            payload, signature_header(payload, SECRET, timestamp=t), SECRET, now=self.NOW
+        )
+
+    @pytest.mark.parametrize("seconds", [-300, -1, 0, 1, 300])
+    def test_within_five_minutes_either_way_is_accepted(self, seconds: int) -> None:
+        assert self.verify(seconds)["id"] == "evt_t"
+
+    @pytest.mark.parametrize(
+        ("seconds", "words"),
+        [
+            (-301, "301 s behind"),
+            (-86_400, "86400 s behind"),
+            (301, "301 s ahead of"),
+            (3600, "3600 s ahead of"),
+        ],
+    )
+    def test_further_either_way_is_a_bad_request(self, seconds: int, words: str) -> None:
+        with pytest.raises(BadRequest) as refused:
+            self.verify(seconds)
+        assert words in refused.value.detail and "300 s either way" in refused.value.detail
+
+    def test_a_future_event_changes_nothing(self, session: Session, world: World) -> None:
+        gateway = FakeGateway()
+        contract = make_contract(session, world)
+        payment = start(session, world, contract, gateway).payment
+        payload = intent_event(
+            "payment_intent.succeeded", payment.intent_id, amount=payment.amount_cents
+        )
+        an_hour_ahead = int(self.NOW.timestamp()) + 3600
+        with pytest.raises(BadRequest):
+            webhooks.receive_webhook(
+                session,
+                payload,
+                signature_header(payload, SECRET, timestamp=an_hour_ahead),
+                secret=SECRET,
+                fee_bps=2000,
+                gateway=gateway,
+                now=self.NOW,
+            )
+        assert payment.status == "pending" and contract.payment_status == "pending"
+        assert count(session, WebhookEvent) == 0
 
 
 class TestPaymentEvents:
@@ -296,7 +407,7 @@ class TestPaymentEvents:
             "payment.succeeded",
         ]
 
-    def test_after_a_failure_the_licensee_can_start_a_new_payment(
+    def test_after_a_failure_a_new_start_hands_back_the_same_intent(
         self, session: Session, world: World
     ) -> None:
         contract, payment, gateway = self._pending(session, world)
@@ -306,9 +417,174 @@ class TestPaymentEvents:
                 "payment_intent.payment_failed", payment.intent_id, amount=payment.amount_cents
             ),
         )
+        assert (payment.status, contract.payment_status) == ("failed", "unpaid")
+        again = start(session, world, contract, gateway)
+        # The declined intent is still payable at Stripe: it is the one to retry.
+        assert again.reused and again.payment.id == payment.id
+        assert again.client_secret == gateway.intents[payment.intent_id].client_secret
+        assert (payment.status, contract.payment_status) == ("pending", "pending")
+        assert len(gateway.created) == 1 and gateway.canceled == []
+        assert [e.action for e in events_about(session, payment.id)] == [
+            "payment.created",
+            "payment.failed",
+            "payment.reopened",
+        ]
+        # It can fail again, and be retried again.
+        receive(
+            session,
+            intent_event(
+                "payment_intent.payment_failed", payment.intent_id, amount=payment.amount_cents
+            ),
+        )
+        assert (payment.status, contract.payment_status) == ("failed", "unpaid")
+
+    def test_after_a_failure_an_intent_canceled_at_stripe_is_replaced(
+        self, session: Session, world: World
+    ) -> None:
+        contract, payment, gateway = self._pending(session, world)
+        receive(
+            session,
+            intent_event(
+                "payment_intent.payment_failed", payment.intent_id, amount=payment.amount_cents
+            ),
+        )
+        gateway.set_status(payment.intent_id, "canceled")
         again = start(session, world, contract, gateway)
         assert not again.reused and again.payment.id != payment.id
+        assert payment.status == "canceled" and gateway.canceled == []  # nothing left to cancel
         assert contract.payment_status == "pending" and len(gateway.created) == 2
+
+    def test_an_intent_that_cannot_pay_this_contract_is_canceled_at_stripe_first(
+        self, session: Session, world: World
+    ) -> None:
+        contract, payment, gateway = self._pending(session, world)
+        # Payable at Stripe, but not for this amount: never handed out, never left payable.
+        intent = gateway.intents[payment.intent_id]
+        gateway.intents[payment.intent_id] = replace(intent, amount=intent.amount + 1)
+        again = start(session, world, contract, gateway)
+        assert not again.reused and again.payment.id != payment.id
+        assert gateway.canceled == [payment.intent_id]
+        assert gateway.intents[payment.intent_id].status == "canceled"
+        assert payment.status == "canceled" and again.payment.status == "pending"
+        [canceled] = [e for e in events_about(session, payment.id) if e.action != "payment.created"]
+        assert canceled.action == "payment.canceled" and canceled.data["canceled_at_stripe"]
+
+    def test_older_payable_intents_are_canceled_at_stripe_and_the_newest_resumed(
+        self, session: Session, world: World
+    ) -> None:
+        """What the version before this one left: a failed payment beside a newer one."""
+        contract, first, gateway = self._pending(session, world)
+        receive(
+            session,
+            intent_event(
+                "payment_intent.payment_failed", first.intent_id, amount=first.amount_cents
+            ),
+        )
+        second = _legacy_second_payment(session, contract, gateway)
+        again = start(session, world, contract, gateway)
+        assert again.reused and again.payment.id == second.id
+        assert gateway.canceled == [first.intent_id]
+        assert (first.status, second.status, contract.payment_status) == (
+            "canceled",
+            "pending",
+            "pending",
+        )
+
+    def test_a_canceling_refusal_at_stripe_changes_nothing(
+        self, session: Session, world: World
+    ) -> None:
+        contract, payment, gateway = self._pending(session, world)
+        intent = gateway.intents[payment.intent_id]
+        gateway.intents[payment.intent_id] = replace(intent, amount=intent.amount + 1)
+        gateway.cancel_intent = _refuse  # type: ignore[method-assign]
+        with pytest.raises(PaymentProviderError):
+            start(session, world, contract, gateway)
+        assert len(gateway.created) == 1  # no second intent while the first may be paid
+
+    def test_a_second_success_is_refunded_and_pays_nobody(
+        self, session: Session, world: World
+    ) -> None:
+        contract, first, gateway = self._pending(session, world)
+        receive(
+            session,
+            intent_event(
+                "payment_intent.payment_failed", first.intent_id, amount=first.amount_cents
+            ),
+            gateway=gateway,
+        )
+        second = _legacy_second_payment(session, contract, gateway)
+        # The payer retries the first intent at Stripe, and also pays the second.
+        for payment in (second, first):
+            gateway.set_status(payment.intent_id, "succeeded")
+            succeeded = intent_event(
+                "payment_intent.succeeded", payment.intent_id, amount=payment.amount_cents
+            )
+            assert receive(session, succeeded, gateway=gateway).outcome == "processed"
+        assert (second.status, first.status) == ("succeeded", "refunded")
+        assert (contract.status, contract.payment_status) == ("active", "paid")
+        [refund] = gateway.refunds
+        assert refund["intent_id"] == first.intent_id and first.refund_id == refund["id"]
+        assert refund["metadata"]["paid_by"] == second.id
+        assert first.refunded_at is not None
+        assert count(session, PayoutEntry, PayoutEntry.contract_id == contract.id) == 1
+        assert count(session, PayoutEntry, PayoutEntry.payment_id == first.id) == 0
+        [refunded] = [e for e in events_about(session, first.id) if e.action == "payment.refunded"]
+        assert refunded.data["refund_id"] == refund["id"]
+        assert refunded.data["paid_by"] == second.id
+        assert parties_of(session, refunded) == {
+            world["studio_a"].org_id,
+            world["developer_x"].org_id,
+        }
+        # Stripe sending the event again (a new event id) refunds nothing more.
+        again = intent_event("payment_intent.succeeded", first.intent_id, amount=first.amount_cents)
+        assert receive(session, again, gateway=gateway).outcome == "ignored"
+        assert len(gateway.refunds) == 1
+
+    def test_a_refund_stripe_refuses_is_a_provider_error_and_records_nothing(
+        self, session: Session, world: World
+    ) -> None:
+        contract, first, gateway = self._pending(session, world)
+        receive(
+            session,
+            intent_event(
+                "payment_intent.payment_failed", first.intent_id, amount=first.amount_cents
+            ),
+        )
+        second = _legacy_second_payment(session, contract, gateway)
+        receive(
+            session,
+            intent_event("payment_intent.succeeded", second.intent_id, amount=second.amount_cents),
+        )
+        payload = intent_event(
+            "payment_intent.succeeded", first.intent_id, amount=first.amount_cents
+        )
+        gateway.failure = PaymentProviderError("stripe is down")
+        with pytest.raises(PaymentProviderError), session.begin_nested():
+            receive(session, payload, gateway=gateway)
+        assert first.status == "failed"
+        event_id = json.loads(payload)["id"]
+        assert count(session, WebhookEvent, WebhookEvent.event_id == event_id) == 0
+
+    def test_the_database_refuses_a_second_succeeded_payment(
+        self, session: Session, world: World
+    ) -> None:
+        contract, first, gateway = self._pending(session, world)
+        receive(
+            session,
+            intent_event("payment_intent.succeeded", first.intent_id, amount=first.amount_cents),
+        )
+        with pytest.raises(IntegrityError), session.begin_nested():
+            session.add(
+                Payment(
+                    contract_id=contract.id,
+                    amount_cents=1,
+                    currency="usd",
+                    status="succeeded",
+                    intent_id="pi_second_success",
+                    created_by=world["developer_x"].user_id,
+                )
+            )
+            session.flush()
 
     def test_a_late_failure_does_not_undo_a_success(self, session: Session, world: World) -> None:
         contract, payment, _ = self._pending(session, world)

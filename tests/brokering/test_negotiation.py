@@ -6,7 +6,8 @@ import hashlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from marketplace.brokering.models import Offer
@@ -355,3 +356,109 @@ class TestMessages:
         assert bodies("developer_x") == ["from A", "from B", "to the marketplace"]
         assert bodies("operator") == ["from A", "from B", "to the marketplace"]
         problem(client.get(path, headers=world["developer_y"].headers), 404, "not_found")
+
+
+class TestAmounts:
+    """Prices are integer minor units that one Stripe charge can carry (99,999,999)."""
+
+    def _request(self, client: Any, session: Session, world: World) -> tuple[str, str]:
+        title = cleared_title(session, world["studio_a"].org_id)  # 2 hours of content
+        session.commit()
+        request = post(
+            client,
+            "/api/v1/license-requests",
+            world["developer_x"].headers,
+            request_body([title.id]),
+        )
+        return request["id"], title.id
+
+    def _offer(
+        self, client: Any, world: World, request_id: str, title_id: str, pricing: Any
+    ) -> Any:
+        return client.post(
+            f"/api/v1/license-requests/{request_id}/offers",
+            json=offer_body([title_id], pricing=pricing),
+            headers=world["studio_a"].headers,
+        )
+
+    def _offers(self, session: Session, request_id: str) -> int:
+        return (
+            session.scalar(
+                select(func.count()).select_from(Offer).where(Offer.request_id == request_id)
+            )
+            or 0
+        )
+
+    @pytest.mark.parametrize(
+        "amount",
+        [10.5, 10.0, "1000", True, 2**63, 2**64, -1],
+        ids=["fraction", "float", "string", "bool", "2^63", "2^64", "negative"],
+    )
+    def test_an_amount_that_is_not_a_whole_payable_number_is_422(
+        self, client: Any, session: Session, world: World, amount: Any
+    ) -> None:
+        request_id, title_id = self._request(client, session, world)
+        pricing = {"model": "flat", "amount_cents": amount, "currency": "usd"}
+        body = problem(
+            self._offer(client, world, request_id, title_id, pricing), 422, "validation_error"
+        )
+        assert "pricing.amount_cents" in body["errors"]
+        assert self._offers(session, request_id) == 0
+
+    def test_a_flat_price_past_one_charge_is_422_naming_the_limit(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        request_id, title_id = self._request(client, session, world)
+        pricing = {"model": "flat", "amount_cents": 100_000_000, "currency": "usd"}
+        body = problem(
+            self._offer(client, world, request_id, title_id, pricing), 422, "validation_error"
+        )
+        assert "99,999,999" in body["errors"]["pricing.amount_cents"][0]
+        pricing["amount_cents"] = 99_999_999  # the limit itself is payable
+        assert self._offer(client, world, request_id, title_id, pricing).status_code == 201
+
+    def test_a_per_hour_price_whose_total_passes_one_charge_is_422(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        request_id, title_id = self._request(client, session, world)
+        # 50,000,000 an hour is within the limit; for 2 hours, the total is not.
+        pricing = {"model": "per_hour", "amount_cents": 50_000_000, "currency": "usd"}
+        body = problem(
+            self._offer(client, world, request_id, title_id, pricing), 422, "validation_error"
+        )
+        assert "100,000,000" in body["detail"] and "99,999,999" in body["detail"]
+        assert "99,999,999" in body["errors"]["pricing.amount_cents"][0]
+        assert self._offers(session, request_id) == 0
+
+    @pytest.mark.parametrize(
+        ("amount", "model"),
+        [(10.5, "flat"), (2**63, "flat"), (100_000_000, "flat"), (50_000_000, "per_hour")],
+    )
+    def test_a_counter_past_one_charge_is_422_and_the_offer_stays_open(
+        self, client: Any, session: Session, world: World, amount: Any, model: str
+    ) -> None:
+        request_id, title_id = self._request(client, session, world)
+        flat = {"model": "flat", "amount_cents": 200_000, "currency": "usd"}
+        offer = self._offer(client, world, request_id, title_id, flat).get_json()
+        response = client.post(
+            f"/api/v1/offers/{offer['id']}/counter",
+            json={"pricing": {"model": model, "amount_cents": amount, "currency": "usd"}},
+            headers=world["developer_x"].headers,
+        )
+        problem(response, 422, "validation_error")
+        again = client.get(f"/api/v1/offers/{offer['id']}", headers=world["developer_x"].headers)
+        assert again.get_json()["status"] == "open"
+        assert self._offers(session, request_id) == 1
+
+    @pytest.mark.parametrize("budget", [10.5, 2**63])
+    def test_a_budget_that_is_not_a_storable_integer_is_422(
+        self, client: Any, session: Session, world: World, budget: Any
+    ) -> None:
+        title = cleared_title(session, world["studio_a"].org_id)
+        session.commit()
+        response = client.post(
+            "/api/v1/license-requests",
+            json=request_body([title.id], budget_cents=budget),
+            headers=world["developer_x"].headers,
+        )
+        assert "budget_cents" in problem(response, 422, "validation_error")["errors"]

@@ -17,12 +17,13 @@ from contracts.models import Contract
 from marketplace.app import create_app
 from marketplace.audit.models import AuditEvent, AuditEventParty
 from marketplace.core.db import make_session_factory
+from marketplace.core.health import StorageHealth
 from marketplace.core.storage.fake import InMemoryStorage
 from marketplace.delivery.models import Download
 from tests.catalog.factories import make_asset, make_title
 from tests.deals import cleared_title, signed_contract
 from tests.delivery.builders import make_contract, today
-from tests.helpers import problem
+from tests.helpers import bound_sessions, problem
 from tests.world import World, build_world
 
 
@@ -533,3 +534,114 @@ class TestConcurrency:
                 .where(AuditEvent.action == "download.granted")
             )
             assert events == quota
+
+
+class TestStorageDown:
+    """Signing a URL never touches the store: while it is known to be down (the check /readyz
+    reports), a grant is a 503 that counts nothing, so a retry is not paid twice."""
+
+    def test_a_grant_is_503_and_counts_nothing(
+        self, client: Any, session: Session, world: World, storage: InMemoryStorage
+    ) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        storage.available = False
+        audit_before = session.scalar(select(func.count()).select_from(AuditEvent))
+        for _ in range(2):  # a retry is refused alike, and counts nothing either
+            response = grant(client, contract.id, asset.id, dev)
+            body = problem(response, 503, "storage_unavailable")
+            assert response.headers["Retry-After"] == "5"
+            assert "no download was granted or counted" in body["detail"]
+        assert client.get("/readyz").get_json()["checks"]["object_storage"] == "unavailable"
+        assert usage(client, contract.id, dev)["downloads_used"] == 0
+        assert usage(client, contract.id, dev)["bytes_used"] == 0
+        assert session.scalar(select(func.count()).select_from(Download)) == 0
+        assert session.scalar(select(func.count()).select_from(AuditEvent)) == audit_before
+
+    def test_refusals_that_do_not_depend_on_the_store_come_first(
+        self, client: Any, session: Session, world: World, storage: InMemoryStorage
+    ) -> None:
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        storage.available = False
+        problem(
+            grant(client, contract.id, asset.id, world["developer_y"].headers), 404, "not_found"
+        )
+        problem(grant(client, contract.id, asset.id, world["studio_a"].headers), 403, "forbidden")
+
+    def test_grants_follow_the_cached_check_as_it_is_refreshed(
+        self,
+        session: Session,
+        world: World,
+        settings: Any,
+        connection: Any,
+        storage: InMemoryStorage,
+    ) -> None:
+        now = [0.0]
+        health = StorageHealth(storage, interval=5.0, clock=lambda: now[0])
+        app = create_app(
+            settings,
+            session_factory=bound_sessions(connection),
+            storage=storage,
+            storage_health=health,
+        )
+        client = app.test_client()
+        [asset] = film(session, world, 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        assert grant(client, contract.id, asset.id, dev).status_code == 201
+        storage.available = False
+        now[0] += 5.0  # the next check finds the store down
+        assert client.get("/readyz").status_code == 503
+        problem(grant(client, contract.id, asset.id, dev), 503, "storage_unavailable")
+        storage.available = True
+        problem(grant(client, contract.id, asset.id, dev), 503, "storage_unavailable")
+        assert client.get("/readyz").status_code == 503  # one check, the same answer
+        now[0] += 5.0  # and the one after, up again
+        assert grant(client, contract.id, asset.id, dev).status_code == 201
+        assert client.get("/readyz").status_code == 200
+        assert usage(client, contract.id, dev)["downloads_used"] == 2
+
+
+class TestTerminationAndLiveUrls:
+    """What the terminate route's OpenAPI description says: no new grants at once; a URL
+    granted before lives until its own expiry (DOWNLOAD_URL_TTL_SECONDS) and no longer."""
+
+    def test_a_url_granted_before_termination_works_until_its_ttl(
+        self, session: Session, world: World, settings: Any, connection: Any
+    ) -> None:
+        now = [1_000_000.0]
+        storage = InMemoryStorage("clearcut-ttl", clock=lambda: now[0])
+        client = create_app(
+            settings.with_overrides(download_url_ttl_seconds=300),
+            session_factory=bound_sessions(connection),
+            storage=storage,
+        ).test_client()
+        [asset] = film(session, world, 10)
+        storage.put_bytes(asset.storage_key, b"A" * 10)
+        contract = make_contract(session, world, [asset.title_id])
+        session.commit()
+        dev = world["developer_x"].headers
+        url = grant(client, contract.id, asset.id, dev).get_json()["url"]
+        terminated = client.post(
+            f"/api/v1/contracts/{contract.id}/terminate",
+            json={"reason": "breach of the licence"},
+            headers=world["operator"].headers,
+        )
+        assert terminated.status_code == 200
+        problem(grant(client, contract.id, asset.id, dev), 409, "invalid_state")
+        now[0] += 300
+        assert storage.simulate_get(url)[0] == 200  # still live, up to its TTL
+        now[0] += 1
+        assert storage.simulate_get(url)[0] == 403
+
+    def test_the_terminate_route_says_so_in_the_openapi_document(self, client: Any) -> None:
+        spec = client.get("/api/v1/openapi.json").get_json()
+        operation = spec["paths"]["/api/v1/contracts/{contract_id}/terminate"]["post"]
+        text = operation["summary"] + " " + operation["description"]
+        for words in ("DOWNLOAD_URL_TTL_SECONDS", "409", "rotate the object store's credentials"):
+            assert words in text
