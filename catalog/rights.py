@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import ColumnElement, Select, delete, func, insert, select, union_all
+from sqlalchemy import ColumnElement, Insert, Select, delete, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
 from catalog.access import can_manage, get_managed_title, get_visible_title, visible_titles
@@ -98,7 +98,7 @@ def refresh_title_coverage(
         session.execute(_coverage_insert(scope))
 
 
-def _coverage_insert(scope: ColumnElement[bool]) -> object:
+def _coverage_insert(scope: ColumnElement[bool]) -> Insert:
     # A grant on the title, its parent or its root (the hierarchy is at most three deep; a
     # season's parent is its root, counted once).
     holders = (
