@@ -127,6 +127,13 @@ def main() -> None:
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     json.dump(results, sys.stdout, indent=2)
     sys.stdout.write("\n")
+    if "search" in results:
+        from bench import search_bench
+
+        failures = search_bench.sweep_failures(results["search"])
+        if failures:
+            print("bench: search sweep over its goal: " + "; ".join(failures), file=sys.stderr)
+            raise SystemExit(1)
 
 
 if __name__ == "__main__":

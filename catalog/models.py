@@ -165,6 +165,26 @@ class RightsTerm(Base):
     title_id: Mapped[str] = mapped_column(String(40), nullable=False)
 
 
+class TitleCoverage(Base):
+    """What a title may be licensed for, through its own grants and its ancestors': one row per
+    use × territory, with the last day a grant covers it (`WW` stays `WW`).
+
+    Derived from `rights_grants` and `rights_terms` by `catalog.rights.refresh_title_coverage`,
+    which every writer of grants and titles calls. Search asks it whether a title is licensable
+    with one probe of this key, instead of joining every term of the title's ancestors
+    (docs/search.md).
+    """
+
+    __tablename__ = "title_coverage"
+
+    title_id: Mapped[str] = mapped_column(
+        ForeignKey("titles.id", ondelete="CASCADE"), primary_key=True
+    )
+    use: Mapped[str] = mapped_column(String(30), primary_key=True)
+    territory: Mapped[str] = mapped_column(String(2), primary_key=True)
+    ends_on: Mapped[date] = mapped_column(Date, nullable=False)
+
+
 class Talent(Base):
     __tablename__ = "talent"
     __table_args__ = (UniqueConstraint("studio_id", "external_id"),)

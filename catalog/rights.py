@@ -1,7 +1,9 @@
 """Rights grants: which AI uses a studio may license for a title, where, and when.
 
 A grant on a series or season covers its seasons and episodes (see `catalog.clearance`). Each
-grant keeps one `rights_terms` row per territory × use beside it, the copy search filters on.
+grant keeps one `rights_terms` row per territory × use beside it, and every title keeps in
+`title_coverage` the uses × territories its own and its ancestors' grants cover: the copy search
+filters on (`refresh_title_coverage`, called by every writer of grants and titles).
 
 Decisions where API.md is silent:
 - Territories are normalized (`uk` → refused with a hint, `fr` → `FR`), de-duplicated and sorted;
@@ -15,13 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import ColumnElement, Insert, Select, delete, func, insert, select, union_all
 from sqlalchemy.orm import Session
 
 from catalog.access import can_manage, get_managed_title, get_visible_title, visible_titles
 from catalog.codes import normalize_territory
 from catalog.coverage import ALL_USES
-from catalog.models import RightsGrant, RightsTerm, Title
+from catalog.models import RightsGrant, RightsTerm, Title, TitleCoverage
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -75,6 +77,61 @@ def sync_rights_terms(session: Session, grant: RightsGrant) -> None:
     )
 
 
+def refresh_title_coverage(
+    session: Session, *, title_ids: Iterable[str] = (), studio_id: str | None = None
+) -> None:
+    """Recompute `title_coverage` for the hierarchies of `title_ids` (each title's root and
+    everything under it), or for every title of `studio_id`: set-based, in the database."""
+    if studio_id is not None:
+        scopes: list[ColumnElement[bool]] = [Title.studio_id == studio_id]
+    else:
+        ids = list(dict.fromkeys(title_ids))
+        if not ids:
+            return
+        roots = select(func.coalesce(Title.root_id, Title.id)).where(Title.id.in_(ids))
+        # Every hierarchy is within one root: the root itself and the titles naming it.
+        scopes = [Title.id.in_(roots), Title.root_id.in_(roots)]
+    for scope in scopes:
+        session.execute(
+            delete(TitleCoverage).where(TitleCoverage.title_id.in_(select(Title.id).where(scope)))
+        )
+        session.execute(_coverage_insert(scope))
+
+
+def _coverage_insert(scope: ColumnElement[bool]) -> Insert:
+    # A grant on the title, its parent or its root (the hierarchy is at most three deep; a
+    # season's parent is its root, counted once).
+    holders = (
+        Title.id == RightsGrant.title_id,
+        Title.parent_id == RightsGrant.title_id,
+        (Title.root_id == RightsGrant.title_id) & (Title.root_id != Title.parent_id),
+    )
+    covering = union_all(
+        *(
+            select(
+                Title.id.label("title_id"),
+                RightsGrant.id.label("grant_id"),
+                RightsGrant.end.label("ends_on"),
+            )
+            .join(RightsGrant, holder)
+            .where(scope)
+            for holder in holders
+        )
+    ).subquery("covering")
+    rows = (
+        select(
+            covering.c.title_id,
+            RightsTerm.use,
+            RightsTerm.territory,
+            func.max(covering.c.ends_on),
+        )
+        .join(RightsTerm, RightsTerm.grant_id == covering.c.grant_id)
+        .group_by(covering.c.title_id, RightsTerm.use, RightsTerm.territory)
+    )
+    columns = ["title_id", "use", "territory", "ends_on"]
+    return insert(TitleCoverage).from_select(columns, rows)
+
+
 def create_grant(
     session: Session,
     principal: Principal,
@@ -115,6 +172,7 @@ def create_grant(
     session.flush()
     sync_rights_terms(session, grant)
     session.flush()
+    refresh_title_coverage(session, title_ids=[title.id])
     record_event(
         session,
         principal,
@@ -156,6 +214,7 @@ def delete_grant(session: Session, principal: Principal, grant_id: str) -> None:
     session.execute(delete(RightsTerm).where(RightsTerm.grant_id == grant.id))
     session.delete(grant)
     session.flush()
+    refresh_title_coverage(session, title_ids=[grant.title_id])
     record_event(
         session,
         principal,

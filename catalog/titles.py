@@ -35,8 +35,10 @@ from catalog.models import (
     RightsGrant,
     RightsTerm,
     Title,
+    TitleCoverage,
     TitleGenre,
 )
+from catalog.rights import refresh_title_coverage
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.errors import Conflict, ValidationFailed
@@ -226,6 +228,9 @@ def create_title(
     session.add(title)
     set_genres(session, title, fields["genres"])
     _flush_unique(session, title.external_id)
+    if parent_id is not None:
+        # Its series' and season's grants cover it from the start.
+        refresh_title_coverage(session, title_ids=[title.id])
     record_event(
         session,
         principal,
@@ -310,7 +315,7 @@ def delete_title(
     # keep them for audit; a lifecycle rule expires them).
     grant_ids = select(RightsGrant.id).where(RightsGrant.title_id == title.id)
     session.execute(delete(RightsTerm).where(RightsTerm.grant_id.in_(grant_ids)))
-    for model in (RightsGrant, Asset, Credit, TitleGenre):
+    for model in (RightsGrant, Asset, Credit, TitleGenre, TitleCoverage):
         session.execute(delete(model).where(model.title_id == title.id))
     session.delete(title)
     session.flush()

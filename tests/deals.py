@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from catalog.models import Asset, RightsGrant, RightsTerm, Title, TitleGenre
+from catalog.rights import refresh_title_coverage
 from marketplace.core.ids import new_id
 from tests.world import World
 
@@ -75,6 +76,7 @@ def cleared_title(
         for u in uses
     )
     session.flush()
+    refresh_title_coverage(session, title_ids=[title.id])
     return title
 
 

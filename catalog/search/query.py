@@ -80,8 +80,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from catalog.access import PUBLIC_VISIBILITIES
-from catalog.coverage import ALL_USES
-from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
+from catalog.models import Title, TitleCoverage, TitleGenre
 from marketplace.accounts.principal import Principal
 from marketplace.core.db import is_postgres, utcnow
 from marketplace.core.errors import BadRequest, Forbidden
@@ -362,7 +361,7 @@ class _Shape(NamedTuple):
     year_max: bool
     min_height: bool
     genre: bool
-    rights: bool
+    use: bool
     territory: bool
 
 
@@ -393,7 +392,7 @@ def _shape(
         year_max=search.release_year_max is not None,
         min_height=search.min_height is not None,
         genre=search.genre is not None,
-        rights=search.permitted_use is not None or search.territory is not None,
+        use=search.permitted_use is not None,
         territory=search.territory is not None,
     )
 
@@ -416,8 +415,7 @@ def _parameters(
         "min_height": search.min_height,
         "genre": search.genre,
         "today": today,
-        # Always constrain `use`, the leading column of the (use, title_id, territory) index.
-        "uses": [search.permitted_use] if search.permitted_use is not None else list(ALL_USES),
+        "use": search.permitted_use,
         "places": _places(search.territory),
     }
     if search.q:
@@ -618,8 +616,8 @@ def _filtered(shape: _Shape, stmt: Select[Any]) -> Select[Any]:
                 per_row=per_row,
             )
         )
-    if shape.rights:
-        conditions.append(_licensable(territory=shape.territory, per_row=per_row))
+    if shape.use or shape.territory:
+        conditions.append(_licensable(use=shape.use, territory=shape.territory, per_row=per_row))
     return stmt.select_from(_titles).where(*conditions)
 
 
@@ -648,17 +646,17 @@ def _tsquery_match(*, facets: bool = False) -> ColumnElement[bool]:
     return vector.bool_op("@@")(query)
 
 
-def _licensable(*, territory: bool, per_row: bool) -> ColumnElement[bool]:
-    """A grant on the title or an ancestor, not yet ended, for these uses (and places)."""
+def _licensable(*, use: bool, territory: bool, per_row: bool) -> ColumnElement[bool]:
+    """A grant on the title or an ancestor, not yet ended, for this use (and place): one probe
+    of the title's coverage (migration 0017), its hierarchy already applied."""
     conditions: list[ColumnElement[bool]] = [
-        # Ancestors are within {parent_id, root_id}: the hierarchy is at most three deep.
-        RightsTerm.title_id.in_([_titles.c.id, _titles.c.parent_id, _titles.c.root_id]),
-        RightsGrant.id == RightsTerm.grant_id,
-        RightsGrant.end >= bindparam("today", type_=Date),
-        RightsTerm.use.in_(bindparam("uses", expanding=True)),
+        TitleCoverage.title_id == _titles.c.id,
+        TitleCoverage.ends_on >= bindparam("today", type_=Date),
     ]
+    if use:
+        conditions.append(TitleCoverage.use == bindparam("use", type_=String))
     if territory:
-        conditions.append(RightsTerm.territory.in_(bindparam("places", expanding=True)))
+        conditions.append(TitleCoverage.territory.in_(bindparam("places", expanding=True)))
     return _exists(*conditions, per_row=per_row)
 
 

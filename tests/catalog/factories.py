@@ -20,6 +20,7 @@ from catalog.models import (
     Title,
     TitleGenre,
 )
+from catalog.rights import refresh_title_coverage
 from marketplace.accounts.principal import Principal
 from marketplace.core.ids import new_id
 from tests.world import World
@@ -76,6 +77,8 @@ def make_title(
     session.add(title)
     session.add_all(TitleGenre(title_id=title.id, genre=g) for g in title.genres)
     session.flush()
+    if parent is not None:
+        refresh_title_coverage(session, title_ids=[title.id])
     return title
 
 
@@ -141,6 +144,8 @@ def make_grant(
         for u in grant.permitted_uses
     )
     session.flush()
+    # As catalog.rights.create_grant does: search reads the coverage, not the terms.
+    refresh_title_coverage(session, title_ids=[title.id])
     return grant
 
 

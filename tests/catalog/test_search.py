@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from catalog.eidr import format_eidr
 from catalog.models import RightsGrant, RightsTerm, Title, TitleGenre
 from catalog.presenters import present_titles
+from catalog.rights import refresh_title_coverage
 from catalog.search import query as search_module
 from catalog.search.index import TITLE_GIN_INDEXES, reindex_titles, settle_title_index
 from catalog.search.query import MAX_TERMS, fts5_facet, search_terms
@@ -94,6 +95,7 @@ def grant(
         for u in row.permitted_uses
     )
     session.flush()
+    refresh_title_coverage(session, title_ids=[title.id])
     return row
 
 
