@@ -156,7 +156,7 @@ class TestKeptCurrent:
             end=date(2031, 1, 1),
             permitted_uses=["train"],
         )
-        delete_title(session, studio, film.id)
+        delete_title(session, studio, film.id, guards=())
         assert stored(session, studio.organization_id) == set()
 
     def test_an_import_and_a_reimport_that_changes_grants_keep_it_current(
