@@ -89,13 +89,31 @@ def verify_asset(
 
     Two units of work from `units` (runtime.unit_of_work): one reads the asset, the other
     records the verdict and commits; none is open while the object is read.
+    """
+    snapshot, found = read_back(units, storage, asset_id, progress=progress)
+    if snapshot is None:
+        return found
+    with units() as uow:
+        return record_verdict(uow.session, asset_id, snapshot, found, now())
+
+
+def read_back(
+    units: Callable[[], UnitOfWork],
+    storage: ObjectStorage,
+    asset_id: str,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[tuple[object, ...] | None, Verdict]:
+    """Read the asset's object back and hash it, in no transaction; return what the asset was
+    (to record against, None when there is nothing to record) and what was found.
+
     `progress(advance, total)` is called before reading (advance 0) and after each chunk, with
-    the bytes it had and the declared size. StorageUnavailable propagates, nothing written.
+    the bytes it had and the declared size. StorageUnavailable propagates.
     """
     with units() as uow:
         snapshot = uow.session.execute(select(*_SNAPSHOT).where(Asset.id == asset_id)).one_or_none()
     if snapshot is None or snapshot.status != "ready":
-        return Verdict(asset_id, "not_ready")
+        return None, Verdict(asset_id, "not_ready")
     digest = hashlib.sha256()
     size = 0
     if progress is not None:
@@ -107,15 +125,12 @@ def verify_asset(
             if progress is not None:
                 progress(len(chunk), snapshot.byte_size)
     except ObjectMissing:
-        found = Verdict(asset_id, "missing")
+        return tuple(snapshot), Verdict(asset_id, "missing")
     except ObjectChanged:
-        return Verdict(asset_id, "changed")
-    else:
-        stored = digest.hexdigest()
-        same = size == snapshot.byte_size and stored == snapshot.sha256
-        found = Verdict(asset_id, "verified" if same else "mismatch", size, stored)
-    with units() as uow:
-        return record_verdict(uow.session, asset_id, tuple(snapshot), found, now())
+        return None, Verdict(asset_id, "changed")
+    stored = digest.hexdigest()
+    same = size == snapshot.byte_size and stored == snapshot.sha256
+    return tuple(snapshot), Verdict(asset_id, "verified" if same else "mismatch", size, stored)
 
 
 def record_verdict(

@@ -56,6 +56,12 @@ class Settings:
     statement_timeout_ms: int = 5000
     # The same bound for an import over HTTP, which runs longer statements (bulk writes).
     import_statement_timeout_ms: int = 600_000
+    # The job queue: a SQLite file (one machine, any number of processes) or Redis.
+    queue_url: str = field(default_factory=lambda: f"sqlite:///{INSTANCE_DIR / 'queue.db'}")
+    # The queue's name: deployments (or test runs) sharing one Redis keep apart by it.
+    queue_name: str = "clearcut"
+    # How long a worker holds a job before another may take it over (renewed while it runs).
+    job_lease_seconds: int = 60
 
     @property
     def statement_timeout(self) -> float | None:
@@ -102,6 +108,8 @@ class Settings:
             problems.append("AWS_SECRET_ACCESS_KEY (or unset it to use the instance role)")
         if self.database_url.startswith("sqlite"):
             problems.append("DATABASE_URL (PostgreSQL in production)")
+        if self.queue_url.startswith("sqlite"):
+            problems.append("QUEUE_URL (Redis in production: workers on several machines)")
         if problems:
             raise ConfigurationError(
                 "refusing to start in production with missing or default settings: "
@@ -157,6 +165,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         import_statement_timeout_ms=_int(
             env, "IMPORT_STATEMENT_TIMEOUT_MS", base.import_statement_timeout_ms
         ),
+        queue_url=env.get("QUEUE_URL") or base.queue_url,
+        queue_name=env.get("QUEUE_NAME") or base.queue_name,
+        job_lease_seconds=_int(env, "JOB_LEASE_SECONDS", base.job_lease_seconds),
     )
     if production:
         missing = [

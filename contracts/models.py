@@ -31,7 +31,8 @@ class Contract(Base):
     __tablename__ = "contracts"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('pending_signatures', 'signed', 'active', 'terminated')", name="status"
+            "status IN ('pending_signatures', 'signed', 'active', 'terminated', 'expired')",
+            name="status",
         ),
         CheckConstraint(
             "payment_status IN ('unpaid', 'pending', 'paid', 'refunded')", name="payment_status"
@@ -78,7 +79,8 @@ class Contract(Base):
     termination_reason: Mapped[str | None] = mapped_column(Text)
 
     def current_status(self, today: date) -> str:
-        """`expired` is derived from the end date; no sweeper needs to run."""
+        """`expired` is stored by a scheduled job (expire_contracts), and derived from the end
+        date until it has run."""
         if self.status in ("signed", "active") and today > self.ends_on:
             return "expired"
         return self.status

@@ -435,3 +435,29 @@ def catalog_rules() -> CatalogRules:
     return CatalogRules(
         clearance_checks=(exclusivity_check,), deletion_guards=(licensed_title_guard,)
     )
+
+
+def expire_contracts(session: Session, *, today: date | None = None) -> list[str]:
+    """Move signed and active contracts past their end to `expired`, each with a
+    `contract.expired` event (a scheduled job); reads derive it from the date meanwhile
+    (Contract.current_status). Idempotent."""
+    today = today or utcnow().date()
+    due = select(Contract).where(
+        Contract.status.in_(("signed", "active")), Contract.ends_on < today
+    )
+    if is_postgres(session):
+        due = due.with_for_update(skip_locked=True)
+    contracts = list(session.scalars(due.order_by(Contract.ends_on, Contract.id).limit(1000)))
+    for contract in contracts:
+        previous, contract.status = contract.status, "expired"
+        record_event(
+            session,
+            None,
+            "contract.expired",
+            object_id=contract.id,
+            organization_id=contract.studio_id,
+            parties=[contract.developer_id],
+            data={"ends_on": contract.ends_on.isoformat(), "was": previous},
+        )
+    session.flush()
+    return [contract.id for contract in contracts]

@@ -20,12 +20,14 @@ from marketplace.brokering import routes as brokering_routes
 from marketplace.core import ops
 from marketplace.core.api import Api
 from marketplace.core.health import StorageHealth
+from marketplace.core.jobs import JobQueue
 from marketplace.core.logs import configure_logging
 from marketplace.core.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from marketplace.core.runtime import Runtime
 from marketplace.core.storage import ObjectStorage
 from marketplace.core.web import AppState, init_app
 from marketplace.delivery import routes as delivery_routes
+from marketplace.worker import routes as job_routes
 
 API_TITLE = "Clearcut marketplace API"
 API_VERSION = "v1"
@@ -39,6 +41,7 @@ def create_app(
     storage: ObjectStorage | None = None,
     payments: PaymentGateway | None = None,
     storage_health: StorageHealth | None = None,
+    queue: JobQueue | None = None,
 ) -> Flask:
     """Build the WSGI app on a runtime (marketplace.bootstrap), built here from the settings
     unless given; tests pass their own session factory, storage and payments."""
@@ -51,6 +54,7 @@ def create_app(
             session_factory=session_factory,
             storage=storage,
             payments=payments,
+            queue=queue,
         )
     settings = runtime.settings
     configure_logging(settings.log_level, json_lines=settings.log_json)
@@ -95,6 +99,7 @@ def create_app(
         brokering_routes.blp,
         delivery_routes.blp,
         billing_routes.blp,
+        job_routes.blp,
     ):
         api.register_blueprint(blueprint)
     return app

@@ -17,7 +17,9 @@ from config import Settings
 from contracts.service import catalog_rules
 from marketplace.billing.gateway import PAYMENTS, PaymentGateway, StripeGateway
 from marketplace.core.db import make_engine, make_session_factory, read_only_engine, utcnow
+from marketplace.core.jobs import JobQueue
 from marketplace.core.pagination import CursorCodec
+from marketplace.core.queue import HueyQueue, make_huey
 from marketplace.core.runtime import Clock, Key, Runtime
 from marketplace.core.storage import ObjectStorage
 from marketplace.core.storage.s3 import S3Storage
@@ -31,6 +33,7 @@ def build_runtime(
     storage: ObjectStorage | None = None,
     payments: PaymentGateway | None = None,
     clock: Clock | None = None,
+    queue: JobQueue | None = None,
 ) -> Runtime:
     """Build the runtime; tests pass their own session factory, storage and payments.
 
@@ -55,4 +58,7 @@ def build_runtime(
         components=components,
         clock=clock or utcnow,
         engine=engine,
+        queue=queue
+        if queue is not None
+        else HueyQueue(make_huey(settings.queue_url, name=settings.queue_name)),
     )

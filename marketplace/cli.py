@@ -25,14 +25,16 @@ def _settings() -> Settings:
 
 
 @contextlib.contextmanager
-def _runtime(settings: Settings | None = None) -> Iterator[Runtime]:
+def _runtime(
+    settings: Settings | None = None, *, statement_timeout: float | None = None
+) -> Iterator[Runtime]:
     """The runtime every command works with, built as the web app's is (marketplace.bootstrap);
     its engine is disposed afterwards: a CLI run leaves no connection behind."""
     from marketplace.bootstrap import build_runtime
 
     # Unbounded statements: a command runs as long as its work needs (an import of millions of
     # records), unlike an API request (DATABASE_STATEMENT_TIMEOUT_MS).
-    runtime = build_runtime(settings or _settings(), statement_timeout=None)
+    runtime = build_runtime(settings or _settings(), statement_timeout=statement_timeout)
     try:
         yield runtime
     finally:
@@ -319,6 +321,26 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
+@main.command("worker")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=lambda: int(os.environ.get("WORKER_THREADS", "2")),
+    show_default="2",
+    help="Jobs run at once by this process.",
+)
+def worker(threads: int) -> None:
+    """Run background jobs and schedules from QUEUE_URL until stopped (SIGINT: finish the jobs
+    running; SIGTERM: stop now, another worker takes them over when their leases run out)."""
+    from marketplace.core.logs import configure_logging
+    from marketplace.worker.run import run_worker
+
+    settings = _settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    with _runtime(settings, statement_timeout=None) as runtime:
+        run_worker(runtime, threads=threads)
+
+
 @main.command("serve")
 @click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server binds
 @click.option(
@@ -360,3 +382,7 @@ def dev(port: int, host: str) -> None:
 def _ensure_sqlite_dir(url: str) -> None:
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -92,14 +92,21 @@ def session(connection: Connection) -> Iterator[Session]:
     s.close()
 
 
+@pytest.fixture(scope="session")
+def queue_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The run's own huey queue file: never the one `make run` uses."""
+    return f"sqlite:///{tmp_path_factory.mktemp('queue') / 'queue.db'}"
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, queue_url: str) -> Settings:
     return Settings(
         env="test",
         database_url=database_url,
         secret_key=TEST_SECRET_KEY,
         max_content_length=64 * 1024,
         log_level="WARNING",
+        queue_url=queue_url,
     )
 
 

@@ -12,6 +12,7 @@ PRODUCTION = {
     "DATABASE_URL": "postgresql+psycopg://app@db/clearcut",
     "STRIPE_API_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_live",
+    "QUEUE_URL": "redis://queue:6379/0",
 }
 
 
@@ -42,6 +43,9 @@ def test_production_refuses_development_defaults() -> None:
         load_settings({**PRODUCTION, "SECRET_KEY": "dev-insecure-secret-key-change-me"})
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
         load_settings({**PRODUCTION, "DATABASE_URL": "sqlite:///x.db"})
+    # Workers on several machines share the queue: not a local SQLite file.
+    with pytest.raises(ConfigurationError, match="QUEUE_URL"):
+        load_settings({k: v for k, v in PRODUCTION.items() if k != "QUEUE_URL"})
 
 
 @pytest.mark.parametrize(

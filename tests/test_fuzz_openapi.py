@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 
 from config import Settings
 from marketplace.app import create_app
+from marketplace.core.queue import ListQueue
 from marketplace.core.storage.fake import InMemoryStorage
 from tests.world import World
 
@@ -21,7 +22,9 @@ ROLES = ("operator", "studio_a", "developer_x")
 
 def _spec() -> dict[str, Any]:
     # The document does not depend on the database or storage: build it from a throwaway app.
-    app = create_app(Settings(env="test", database_url="sqlite://"), storage=InMemoryStorage())
+    app = create_app(
+        Settings(env="test", database_url="sqlite://"), storage=InMemoryStorage(), queue=ListQueue()
+    )
     spec: dict[str, Any] = app.test_client().get("/api/v1/openapi.json").get_json()
     return spec
 

@@ -35,6 +35,7 @@ _ENTRY_POINT = textwrap.dedent(
     from datetime import date
     from config import Settings
     from marketplace.bootstrap import build_runtime
+    from marketplace.core.queue import ListQueue
     from marketplace.core.storage.fake import InMemoryStorage
     from catalog.clearance import check_clearance
     from catalog.rules import CATALOG_RULES
@@ -44,7 +45,7 @@ _ENTRY_POINT = textwrap.dedent(
 
     url, studio_id, title_id = sys.argv[1:4]
     runtime = build_runtime(
-        Settings(env="test", database_url=url), storage=InMemoryStorage("x")
+        Settings(env="test", database_url=url), storage=InMemoryStorage("x"), queue=ListQueue()
     )
     rules = runtime.get(CATALOG_RULES)
     owner = Principal("cli", studio_id, "studio", "owner")

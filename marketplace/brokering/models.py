@@ -59,7 +59,8 @@ class Offer(Base):
     __tablename__ = "offers"
     __table_args__ = (
         CheckConstraint(
-            "status IN ('open', 'accepted', 'rejected', 'withdrawn', 'countered')", name="status"
+            "status IN ('open', 'accepted', 'rejected', 'withdrawn', 'countered', 'expired')",
+            name="status",
         ),
         CheckConstraint("pricing_model IN ('flat', 'per_hour', 'per_gb')", name="pricing_model"),
         CheckConstraint("proposed_by IN ('studio', 'developer')", name="proposed_by"),
@@ -102,7 +103,8 @@ class Offer(Base):
     decided_at: Mapped[datetime | None] = mapped_column()
 
     def current_status(self, now: datetime) -> str:
-        """Expiry is derived from the clock: no sweeper needs to run."""
+        """`expired` is stored by a scheduled job (expire_offers), and derived from the clock
+        until it has run."""
         if self.status == "open" and now >= self.expires_at:
             return "expired"
         return self.status

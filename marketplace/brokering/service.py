@@ -579,3 +579,33 @@ def post_message(
 
 def today(now: datetime | None = None) -> date:
     return (now or utcnow()).date()
+
+
+#: Offers expired by one job run at most (the next run takes the rest).
+EXPIRE_BATCH = 1000
+
+
+def expire_offers(session: Session, *, now: datetime | None = None) -> list[str]:
+    """Move open offers past their `expires_at` to `expired`, each with an `offer.expired`
+    event at its expiry time, without anyone reading them (a scheduled job). Reads still
+    derive `expired` from the clock meanwhile (Offer.current_status). Idempotent: an offer
+    already moved, accepted or withdrawn is left alone."""
+    now = now or utcnow()
+    due = select(Offer).where(Offer.status == "open", Offer.expires_at <= now)
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)  # another run, or an accept in flight
+    offers = list(session.scalars(due.order_by(Offer.expires_at, Offer.id).limit(EXPIRE_BATCH)))
+    for offer in offers:
+        offer.status, offer.decided_at = "expired", offer.expires_at
+        record_event(
+            session,
+            None,
+            "offer.expired",
+            object_id=offer.id,
+            organization_id=offer.studio_id,
+            parties=[offer.developer_id],
+            data={"request_id": offer.request_id, "expires_at": offer.expires_at.isoformat()},
+            at=now,
+        )
+    session.flush()
+    return [offer.id for offer in offers]

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 from sqlalchemy import text
 
 from marketplace.core import metrics
+from marketplace.core.jobs import queue_depth
 from marketplace.core.web import db, read_only, state
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,33 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/metrics")
 @read_only
 def prometheus() -> Response:
-    """Prometheus exposition of request counts and latencies."""
+    """Prometheus exposition of request counts and latencies, and the jobs' state."""
     body, content_type = metrics.render()
-    return Response(body, content_type=content_type)
+    return Response(body + _job_metrics(), content_type=content_type)
+
+
+def _job_metrics() -> bytes:
+    """Jobs by status (from the database, shared by every process) and the queue's depth."""
+    lines = []
+    try:
+        counts = queue_depth(db())
+    except Exception:  # metrics report; they never fail the scrape
+        log.exception("metrics: job counts unavailable")
+        counts = {}
+    if counts:
+        lines += ["# HELP clearcut_jobs Background jobs by status.", "# TYPE clearcut_jobs gauge"]
+        lines += [f'clearcut_jobs{{status="{status}"}} {n}' for status, n in counts.items()]
+    queue = state().runtime.queue
+    pending = getattr(queue, "pending", None)
+    if pending is not None:
+        try:
+            depth = pending()
+        except Exception:
+            log.exception("metrics: queue depth unavailable")
+        else:
+            lines += [
+                "# HELP clearcut_queue_depth Job messages waiting in the queue for a worker.",
+                "# TYPE clearcut_queue_depth gauge",
+                f"clearcut_queue_depth {depth}",
+            ]
+    return ("\n".join(lines) + "\n").encode() if lines else b""

@@ -10,6 +10,7 @@ Work is done in units of work that commit once; services only flush.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,9 +21,11 @@ from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from config import Settings
 from marketplace.core.db import utcnow
+from marketplace.core.jobs import JobQueue, pending_dispatch
 from marketplace.core.pagination import CursorCodec
 from marketplace.core.storage import ObjectStorage
 
+log = logging.getLogger("marketplace.runtime")
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 
@@ -89,9 +92,12 @@ class UnitOfWork:
     The web request drives the same object by hand (commit or rollback, then close), since it
     decides at the response whether to commit."""
 
-    def __init__(self, session: Session, *, read_only: bool = False) -> None:
+    def __init__(
+        self, session: Session, *, read_only: bool = False, queue: JobQueue | None = None
+    ) -> None:
         self.session = session
         self.read_only = read_only
+        self.queue = queue
         self._ended = False
 
     def refuse_writes(self) -> None:
@@ -101,12 +107,24 @@ class UnitOfWork:
         refuse_writes(self.session)
 
     def commit(self) -> None:
+        """Commit, then hand the jobs this work enqueued to the queue (the outbox's relay: a
+        job is queued only once the change that asked for it is durable; a hand-off lost here
+        is made again by the sweep)."""
         self._ended = True
         self.session.commit()
+        job_ids = pending_dispatch(self.session)
+        if self.queue is None:
+            return
+        for job_id in job_ids:
+            try:
+                self.queue.dispatch(job_id)
+            except Exception:  # the queue is down: the sweep hands the job over later
+                log.warning("job %s not handed to the queue; the sweep will", job_id, exc_info=True)
 
     def rollback(self) -> None:
         self._ended = True
         self.session.rollback()
+        pending_dispatch(self.session)  # those jobs were never written
 
     def close(self) -> None:
         self.session.close()
@@ -140,6 +158,9 @@ class Runtime:
     read_session_factory: sessionmaker[Session] | None = None
     clock: Clock = utcnow
     engine: Engine | None = None  # owned by this runtime: disposed with it
+    # Where jobs go after their unit of work commits (huey; None: nowhere, the sweep of a
+    # worker picks them up).
+    queue: JobQueue | None = None
 
     def __post_init__(self) -> None:
         guard_read_only(self.session_factory)
@@ -158,7 +179,7 @@ class Runtime:
         factory = self.session_factory
         if read_only and self.read_session_factory is not None:
             factory = self.read_session_factory
-        return UnitOfWork(factory(), read_only=read_only)
+        return UnitOfWork(factory(), read_only=read_only, queue=self.queue)
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:

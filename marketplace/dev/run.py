@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -73,9 +75,38 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
         migrations.upgrade(settings.database_url)
         app = create_app(settings)
         accounts = _seed(app)
+        click.echo("starting a worker (background jobs and schedules) ...", err=True)
+        stack.enter_context(_worker_process(settings))
         app_when_ready.app = app
         _print_banner(settings, host, port, accounts)
         server.serve_forever()
+
+
+@contextlib.contextmanager
+def _worker_process(settings: Settings) -> Any:
+    """`marketplace worker` as a child process on the same settings, stopped with the API:
+    SIGTERM, then SIGKILL if it has not exited (its jobs' leases hand them on)."""
+    env = {
+        **os.environ,
+        "MARKETPLACE_ENV": settings.env,
+        "DATABASE_URL": settings.database_url,
+        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "S3_BUCKET": settings.s3_bucket,
+        "STRIPE_API_BASE": settings.stripe_api_base or "",
+        "QUEUE_URL": settings.queue_url,
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own command, no shell
+        [sys.executable, "-m", "marketplace.cli", "worker", "--threads", "2"], env=env
+    )
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class _AppWhenReady:
