@@ -129,6 +129,7 @@ for _module in (
     "tests.matrix_brokering",
     "tests.matrix_billing",
     "tests.matrix_delivery",
+    "tests.matrix_jobs",
 ):
     try:
         ROUTES += importlib.import_module(_module).ROUTES
