@@ -6,6 +6,7 @@ import marshmallow as ma
 
 from marketplace.brokering.models import PRICING_MODELS, SIDES
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
+from marketplace.core.db import BIGINT_MAX
 
 USES = ("train", "fine_tune", "evaluate", "generate_reference")
 _ids = ma.fields.List(
@@ -16,7 +17,7 @@ _ids = ma.fields.List(
 class CriteriaSchema(Schema):
     genres = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=50)))
     languages = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=35)))
-    min_height = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100_000))
+    min_height = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=100_000))
     min_hours = ma.fields.Float(validate=ma.validate.Range(min=0))
     kinds = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(("film", "series", "season", "episode")))
@@ -37,7 +38,7 @@ class LicenseRequestCreateSchema(Schema):
     start = ma.fields.Date(required=True)
     end = ma.fields.Date(required=True)
     exclusive = ma.fields.Boolean(load_default=False)
-    budget_cents = ma.fields.Integer(validate=ma.validate.Range(min=0))
+    budget_cents = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=0, max=BIGINT_MAX))
     currency = ma.fields.String(load_default="usd", validate=ma.validate.Length(equal=3))
     message = ma.fields.String(validate=ma.validate.Length(max=10_000))
     anonymous = ma.fields.Boolean(load_default=False)
@@ -69,13 +70,19 @@ class LicenseRequestSchema(Schema):
 
 class PricingSchema(Schema):
     model = ma.fields.String(required=True, validate=ma.validate.OneOf(PRICING_MODELS))
-    amount_cents = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
+    amount_cents = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=0, max=BIGINT_MAX)
+    )
     currency = ma.fields.String(required=True, validate=ma.validate.Length(equal=3))
 
 
 class QuotaSchema(Schema):
-    bytes = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=10**16))
-    downloads = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=10**7))
+    bytes = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=0, max=10**16)
+    )
+    downloads = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=0, max=10**7)
+    )
 
 
 class OfferCreateSchema(Schema):

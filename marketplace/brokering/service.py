@@ -20,7 +20,7 @@ from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.brokering.models import LicenseRequest, Message, Offer
-from marketplace.core.db import utcnow
+from marketplace.core.db import BIGINT_MAX, utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
 
 DEFAULT_OFFER_LIFETIME = timedelta(days=14)
@@ -253,6 +253,11 @@ def _new_offer(
 ) -> Offer:
     _clear_or_refuse(session, studio_id, terms)
     total, seconds = _price(session, terms)
+    if total > BIGINT_MAX:
+        raise ValidationFailed(
+            "the offer's total price is too large",
+            errors={"pricing.amount_cents": [f"The total would pass {BIGINT_MAX} cents."]},
+        )
     offer = Offer(
         request_id=request.id,
         studio_id=studio_id,

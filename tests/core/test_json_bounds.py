@@ -14,13 +14,16 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Talent, Title
+from catalog.models import Asset, Talent, Title
 from marketplace.audit.models import AuditEvent
+from marketplace.brokering.models import LicenseRequest, Offer
 from marketplace.core import json_input
+from tests.deals import cleared_title, offer_body, post, request_body
 from tests.helpers import problem
 from tests.world import World
 
 API = "/api/v1"
+BIGINT_MAX = 2**63 - 1
 TITLE = {"external_id": "t-1", "kind": "film", "name": "The Long Harbour"}
 CLEARANCE = {
     "title_ids": ["ttl_x"],
@@ -140,3 +143,91 @@ class TestRefusedJSON:
         response = send(client, "/titles", world["studio_a"].headers, raw)
         assert "genres.0" in problem(response, 422, "validation_error")["errors"]
         assert count(session, Title) == 0
+
+
+class TestIntegersWithinTheirColumns:
+    def _request(self, client: Any, session: Session, world: World) -> tuple[str, str]:
+        title = cleared_title(session, world["studio_a"].org_id)
+        request = post(client, f"{API}/license-requests", world["developer_x"].headers,
+                       request_body([title.id]))  # fmt: skip
+        return title.id, request["id"]
+
+    @pytest.mark.parametrize(
+        ("pricing", "message"),
+        [
+            ({"model": "flat", "amount_cents": 2**63}, f"less than or equal to {BIGINT_MAX}"),
+            ({"model": "flat", "amount_cents": 2**64 + 1}, f"less than or equal to {BIGINT_MAX}"),
+            ({"model": "flat", "amount_cents": 10.5}, "Not a valid integer."),
+            ({"model": "flat", "amount_cents": 1000.0}, "Not a valid integer."),
+            # Within the column alone, but not once multiplied by the titles' two hours.
+            ({"model": "per_hour", "amount_cents": BIGINT_MAX}, f"pass {BIGINT_MAX} cents"),
+        ],
+    )
+    def test_an_offer_amount_past_the_column_or_not_whole_is_422(
+        self, client: Any, session: Session, world: World, pricing: Any, message: str
+    ) -> None:
+        title_id, request_id = self._request(client, session, world)
+        before = count(session, AuditEvent)
+        body = offer_body([title_id], pricing={**pricing, "currency": "usd"})
+        response = client.post(
+            f"{API}/license-requests/{request_id}/offers",
+            json=body,
+            headers=world["studio_a"].headers,
+        )
+        refused = problem(response, 422, "validation_error")
+        assert list(refused["errors"]) == ["pricing.amount_cents"]
+        assert message in refused["errors"]["pricing.amount_cents"][0]
+        assert count(session, Offer) == 0
+        assert count(session, AuditEvent) == before
+
+    @pytest.mark.parametrize(
+        "quota", [{"bytes": 10.5, "downloads": 1}, {"bytes": 1, "downloads": 1.5}]
+    )
+    def test_a_quota_not_whole_is_422(
+        self, client: Any, session: Session, world: World, quota: dict[str, Any]
+    ) -> None:
+        title_id, request_id = self._request(client, session, world)
+        response = client.post(
+            f"{API}/license-requests/{request_id}/offers",
+            json=offer_body([title_id], quota=quota),
+            headers=world["studio_a"].headers,
+        )
+        refused = problem(response, 422, "validation_error")
+        assert refused["errors"] == {
+            f"quota.{name}": ["Not a valid integer."] for name, v in quota.items() if v != 1
+        }
+        assert count(session, Offer) == 0
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [("budget_cents", 2**63), ("budget_cents", 99.5), ("criteria", {"min_height": 720.5})],
+    )
+    def test_a_request_budget_past_the_column_or_not_whole_is_422(
+        self, client: Any, session: Session, world: World, field: str, value: Any
+    ) -> None:
+        body = request_body(["ttl_x"], **{field: value})
+        response = client.post(
+            f"{API}/license-requests", json=body, headers=world["developer_x"].headers
+        )
+        refused = problem(response, 422, "validation_error")
+        assert set(refused["errors"]) <= {"budget_cents", "criteria.min_height"}
+        assert count(session, LicenseRequest) == 0
+
+    @pytest.mark.parametrize("field", ["width", "height"])
+    def test_an_asset_dimension_past_its_column_is_422(
+        self, client: Any, session: Session, world: World, field: str
+    ) -> None:
+        title = cleared_title(session, world["studio_a"].org_id)
+        assets = count(session, Asset)
+        body = {
+            "kind": "video",
+            "filename": "feature.mp4",
+            "byte_size": 1000,
+            "sha256": "b" * 64,
+            field: 2**63,
+        }
+        response = client.post(
+            f"{API}/titles/{title.id}/assets", json=body, headers=world["studio_a"].headers
+        )
+        assert list(problem(response, 422, "validation_error")["errors"]) == [field]
+        assert count(session, Asset) == assets
