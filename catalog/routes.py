@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from catalog import assets, clearance, rights, talent, titles
 from catalog.access import get_visible_title
@@ -47,7 +46,7 @@ from catalog.schemas import (
     UploadPartsSchema,
 )
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import PageArgsSchema, ProblemSchema
+from marketplace.core.api import Blueprint, PageArgsSchema, ProblemSchema
 from marketplace.core.errors import PROBLEM_CONTENT_TYPE
 from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.storage import PartDone

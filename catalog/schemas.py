@@ -11,6 +11,8 @@ from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
 
 _ID = ma.validate.Length(min=1, max=40)
 _EXTERNAL_ID = ma.validate.Length(min=1, max=200)
+# As the importer allows (catalog.import_parse): no frame is 100,000 pixels wide or tall.
+MAX_FRAME_PIXELS = 100_000
 
 
 def _codes(description: str, *, max_items: int = 300) -> ma.fields.List:
@@ -245,8 +247,12 @@ class AssetCreateSchema(Schema):
     )
     external_id = ma.fields.String(allow_none=True, validate=_EXTERNAL_ID)
     duration_seconds = ma.fields.Float(allow_none=True, allow_nan=False)
-    width = ma.fields.Integer(allow_none=True, strict=True)
-    height = ma.fields.Integer(allow_none=True, strict=True)
+    width = ma.fields.Integer(
+        allow_none=True, strict=True, validate=ma.validate.Range(max=MAX_FRAME_PIXELS)
+    )
+    height = ma.fields.Integer(
+        allow_none=True, strict=True, validate=ma.validate.Range(max=MAX_FRAME_PIXELS)
+    )
     fps = ma.fields.Float(allow_none=True, allow_nan=False)
     codec = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=50))
     language = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=35))

@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy.orm import Session
 
 from contracts import attestations, service
@@ -27,7 +26,7 @@ from contracts.schemas import (
     TerminateSchema,
 )
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import PageArgsSchema
+from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.db import utcnow
 from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.web import current_actor, db, read_only, state

@@ -32,6 +32,7 @@ from catalog.coverage import ALL_USES, ATTRIBUTES
 from catalog.eidr import validate_eidr
 from catalog.models import ASSET_KINDS, CREDIT_ROLES, TITLE_KINDS, VISIBILITIES
 from catalog.titles import MAX_GENRE_LENGTH, MAX_GENRES, MAX_YEAR, MIN_YEAR
+from marketplace.core import json_input
 
 __all__ = [
     "FIELDS",
@@ -59,7 +60,6 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Names sanitize_filename (catalog.assets) leaves as they are.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9-][A-Za-z0-9._-]{0,118}[A-Za-z0-9-]|[A-Za-z0-9-]")
-_JSON_DECODER = json.JSONDecoder()
 _INFINITY = math.inf
 # orjson reads an integer past 64 bits as a float: one at least this large (see _read_jsonl).
 _WIDE = float(2**63)
@@ -433,7 +433,12 @@ def _wide_integer(fields: dict[str, Any]) -> bool:
 
 
 def _read_line(row: int, line: bytes) -> ReadRow | None:
-    """Read one line with the json module (None for a blank line)."""
+    """Read one line as the json module does, within core.json_input's bounds (None if blank).
+
+    NaN, Infinity and numbers past a double are read (the fields' checks name them), but not
+    nesting past json_input.MAX_DEPTH, integers past MAX_INTEGER_DIGITS or lone surrogates,
+    which nothing could store: the line is reported, with the field that holds them.
+    """
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
@@ -441,12 +446,23 @@ def _read_line(row: int, line: bytes) -> ReadRow | None:
     if not text or text.isspace():
         return None
     try:
-        fields = _JSON_DECODER.decode(text)
+        fields = json_input.loads(text, finite=False)
+    except json_input.Refused as exc:
+        return row, None, [_refused(exc)]
     except ValueError as exc:
         return row, None, [(None, f"not valid JSON: {_json_reason(exc)}")]
     if not isinstance(fields, dict):
         return row, None, [(None, "must be a JSON object, one per line")]
     return row, fields, []
+
+
+def _refused(exc: json_input.Refused) -> FieldError:
+    """The record's field that holds the refused value, and where in it."""
+    field, *inner = exc.path or (None,)
+    if not isinstance(field, str):
+        return None, exc.message  # the line itself: an array nested too deep, say
+    where = ".".join(str(step) for step in inner)
+    return field, f"{where}: {exc.message}" if where else exc.message
 
 
 def _json_reason(exc: ValueError) -> str:

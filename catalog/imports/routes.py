@@ -7,14 +7,13 @@ from typing import Any
 import marshmallow as ma
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
 
 from catalog.access import require_catalog_editor
 from catalog.imports.service import get_import, import_catalog
 from catalog.models import ImportJob
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import Schema, UTCDateTime
+from marketplace.core.api import Blueprint, Schema, UTCDateTime
 from marketplace.core.db import statement_bound
 from marketplace.core.web import current_actor, db, read_only, state
 

@@ -8,7 +8,6 @@ import marshmallow as ma
 import orjson
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from catalog.codes import normalize_language, normalize_territory
 from catalog.coverage import ALL_USES
@@ -17,7 +16,7 @@ from catalog.presenters import present_title
 from catalog.schemas import TitleSchema
 from catalog.search.query import TitleRow, TitleSearch, search_titles
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import PageArgsSchema, format_utc, page_of
+from marketplace.core.api import Blueprint, PageArgsSchema, format_utc, page_of
 from marketplace.core.web import current_actor, db, read_only, state
 
 blp = Blueprint("catalog_search", __name__, url_prefix="/api/v1", description="Search the catalog")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from marketplace.accounts import service
 from marketplace.accounts.models import ApiKey, Organization
@@ -21,7 +20,7 @@ from marketplace.accounts.schemas import (
     UserCreateSchema,
     UserWithKeySchema,
 )
-from marketplace.core.api import PageArgsSchema
+from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
 from marketplace.core.web import current_actor, db, read_only, state
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from marketplace.audit.models import AuditEvent
 from marketplace.audit.schemas import AuditEventPageSchema, AuditEventQueryArgsSchema
 from marketplace.audit.service import present_event, visible_events
+from marketplace.core.api import Blueprint
 from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.web import current_actor, db, read_only, state
 

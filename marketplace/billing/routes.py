@@ -6,7 +6,6 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from marketplace.accounts.principal import Principal
 from marketplace.billing import payouts, service, webhooks
@@ -19,7 +18,7 @@ from marketplace.billing.schemas import (
     PayoutQueryArgsSchema,
     WebhookReceiptSchema,
 )
-from marketplace.core.api import PageArgsSchema
+from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
 from marketplace.core.web import component, current_actor, db, read_only, state
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,7 +27,7 @@ from marketplace.brokering.schemas import (
     OfferSchema,
     RequestQueryArgsSchema,
 )
-from marketplace.core.api import PageArgsSchema
+from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.web import component, current_actor, db, read_only, state
 

@@ -21,7 +21,7 @@ _ids = ma.fields.List(
 class CriteriaSchema(Schema):
     genres = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=50)))
     languages = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=35)))
-    min_height = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100_000))
+    min_height = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=100_000))
     min_hours = ma.fields.Float(validate=ma.validate.Range(min=0))
     kinds = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(("film", "series", "season", "episode")))
@@ -93,8 +93,12 @@ class PricingSchema(Schema):
 
 
 class QuotaSchema(Schema):
-    bytes = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=10**16))
-    downloads = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0, max=10**7))
+    bytes = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=0, max=10**16)
+    )
+    downloads = ma.fields.Integer(
+        required=True, strict=True, validate=ma.validate.Range(min=0, max=10**7)
+    )
 
 
 class OfferCreateSchema(Schema):

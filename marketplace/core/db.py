@@ -101,6 +101,11 @@ def created_at_column() -> Mapped[datetime]:
 # before the request fails with 503 database_busy.
 SQLITE_BUSY_TIMEOUT_SECONDS = 15.0
 
+# The largest value a BigInteger column holds, on PostgreSQL and SQLite alike (a larger int is
+# an OverflowError in sqlite3, NumericValueOutOfRange in PostgreSQL): a 500, unless the schema
+# or the service refuses it first.
+BIGINT_MAX = 2**63 - 1
+
 
 def _sqlite_connect(dbapi_connection: Any, connection_record: Any) -> None:
     # pysqlite's own transaction handling emits no BEGIN before SELECTs and breaks

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import PageArgsSchema, ProblemSchema
+from marketplace.core.api import Blueprint, PageArgsSchema, ProblemSchema
 from marketplace.core.pagination import SortKey, paginate
 from marketplace.core.web import current_actor, db, read_only, state
 from marketplace.delivery import service

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
+from marketplace.core.db import BIGINT_MAX
 
 
 class ManifestAssetSchema(Schema):
@@ -48,11 +49,14 @@ class SigningKeySchema(Schema):
 
 class ByteRangeSchema(Schema):
     first_byte = ma.fields.Integer(
-        required=True, strict=True, validate=ma.validate.Range(min=0), metadata={"example": 0}
+        required=True,
+        strict=True,
+        validate=ma.validate.Range(min=0, max=BIGINT_MAX),
+        metadata={"example": 0},
     )
     last_byte = ma.fields.Integer(
         strict=True,
-        validate=ma.validate.Range(min=0),
+        validate=ma.validate.Range(min=0, max=BIGINT_MAX),
         metadata={"description": "Inclusive; the asset's last byte if absent."},
     )
 

@@ -6,11 +6,10 @@ from typing import Any
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from marketplace.accounts.principal import Principal
-from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
+from marketplace.core.api import Blueprint, PageArgsSchema, Schema, UTCDateTime, page_of
 from marketplace.core.errors import Forbidden, NotFound
 from marketplace.core.jobs import JOB_STATUSES, Job
 from marketplace.core.pagination import SortKey, paginate
