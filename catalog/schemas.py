@@ -11,7 +11,7 @@ from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
 
 _ID = ma.validate.Length(min=1, max=40)
 _EXTERNAL_ID = ma.validate.Length(min=1, max=200)
-# As the importer allows (catalog.import_parse): no frame is 100,000 pixels wide or tall.
+# As the importer allows (catalog.imports.parse): no frame is 100,000 pixels wide or tall.
 MAX_FRAME_PIXELS = 100_000
 
 

@@ -18,6 +18,7 @@ from catalog.models import Asset, Talent, Title
 from marketplace.audit.models import AuditEvent
 from marketplace.brokering.models import LicenseRequest, Offer
 from marketplace.core import json_input
+from marketplace.core.money import CHARGE_LIMIT_MESSAGE, MAX_CHARGE_MINOR_UNITS
 from tests.deals import cleared_title, offer_body, post, request_body
 from tests.helpers import problem
 from tests.world import World
@@ -155,12 +156,13 @@ class TestIntegersWithinTheirColumns:
     @pytest.mark.parametrize(
         ("pricing", "message"),
         [
-            ({"model": "flat", "amount_cents": 2**63}, f"less than or equal to {BIGINT_MAX}"),
-            ({"model": "flat", "amount_cents": 2**64 + 1}, f"less than or equal to {BIGINT_MAX}"),
+            # Past the column, and far past what one payment can carry (core.money).
+            ({"model": "flat", "amount_cents": 2**63}, CHARGE_LIMIT_MESSAGE),
+            ({"model": "flat", "amount_cents": 2**64 + 1}, CHARGE_LIMIT_MESSAGE),
             ({"model": "flat", "amount_cents": 10.5}, "Not a valid integer."),
             ({"model": "flat", "amount_cents": 1000.0}, "Not a valid integer."),
-            # Within the column alone, but not once multiplied by the titles' two hours.
-            ({"model": "per_hour", "amount_cents": BIGINT_MAX}, f"pass {BIGINT_MAX} cents"),
+            # Within the limit alone, but not once multiplied by the titles' two hours.
+            ({"model": "per_hour", "amount_cents": MAX_CHARGE_MINOR_UNITS}, CHARGE_LIMIT_MESSAGE),
         ],
     )
     def test_an_offer_amount_past_the_column_or_not_whole_is_422(
