@@ -7,7 +7,9 @@
 # A studio lists a film, uploads its video to S3 through a presigned URL, declares its rights;
 # a developer asks for a license; the studio offers; the developer accepts; the three parties
 # sign the contract's exact hash; the developer pays through Stripe (localstripe); the paid
-# contract delivers a signed manifest and metered, presigned downloads (one resumed).
+# contract delivers a signed manifest and metered, presigned downloads (one resumed); the
+# developer attests a training run. (`marketplace audit verify`, which reads the database
+# itself, is left to the reader.)
 set -euo pipefail
 
 API=${API:-http://127.0.0.1:8000/api/v1}
@@ -79,6 +81,8 @@ BROKERED=$(call "$API/offers/$COUNTER/counter" "${operator[@]}" -d '{
   "pricing": {"model": "per_hour", "amount_cents": 750000, "currency": "usd"}}' | jq -r .id)
 CONTRACT=$(call -X POST "$API/offers/$BROKERED/accept" "${developer[@]}" | jq -r .contract_id)
 echo "contract $CONTRACT"
+call "$API/license-requests/$REQUEST/messages" "${studio[@]}" -d '{"body": "4K masters included."}' \
+  | jq -c '{body}'
 
 step "8. Each party signs the exact document hash: studio, developer, then the operator"
 HASH=$(call "$API/contracts/$CONTRACT" "${developer[@]}" | jq -r .document_sha256)
@@ -123,7 +127,13 @@ call "$API/contracts/$CONTRACT/usage" "${developer[@]}" | jq -c .
 echo "a fourth download would pass the quota (3 downloads, 10 MB):"
 curl -sS "$API/contracts/$CONTRACT/downloads" "${developer[@]}" -d '{"asset_id": "'"$ASSET"'"}' | jq -c '{status, code, detail}'
 
-step "11. The studio's payout ledger and the audit trail of the deal"
+step "11. After delivery: a training run attested, overdue deletions, price guidance"
+call "$API/contracts/$CONTRACT/attestations" "${developer[@]}" -d '{"kind": "training_run",
+  "model_name": "wave-2", "statement": "Fine-tuned on the licensed titles only."}' | jq -c '{id, kind}'
+call "$API/contracts?attestation_overdue=true" "${operator[@]}" | jq -c '{overdue: [.items[].id]}'
+call "$API/pricing/benchmarks?genre=drama&permitted_use=train" "${developer[@]}" | jq -c .
+
+step "12. The studio's payout ledger and the audit trail of the deal"
 call "$API/payouts" "${studio[@]}" | jq -c '.items[0] | {amount_cents, studio_amount_cents, fee_cents}'
 call "$API/audit-events?object_id=$CONTRACT" "${operator[@]}" | jq -r '.items[] | "\(.seq) \(.at) \(.action)"'
 rm -f "$FILE" "$FILE.download"
