@@ -112,8 +112,21 @@ def test_configure_webhook_reports_a_refusal(second_localstripe: LocalStripe) ->
         configure_webhook(second_localstripe.api_base, "bad", "not-a-url", "whsec_test")
 
 
+def _weed_sockets() -> dict[Path, int]:
+    """weed's Unix sockets under /tmp, by inode: other processes' (a weed killed earlier in the
+    suite, another run) are there too, some named after the same port numbers."""
+    found = {}
+    for path in Path("/tmp").glob("seaweedfs-*.sock"):  # noqa: S108 - weed's fixed location
+        try:
+            found[path] = path.stat().st_ino
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def test_stopping_seaweedfs_frees_its_ports(tmp_path: Path) -> None:
     server = SeaweedFS(tmp_path / "weed", access_key="stopkey", secret_key="stop-secret")
+    before = _weed_sockets()
     with server:
         pid = server.pid
         ports = server.ports
@@ -133,11 +146,12 @@ def test_stopping_seaweedfs_frees_its_ports(tmp_path: Path) -> None:
         with socket.socket() as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", port))
-    # weed names Unix sockets after its ports, under /tmp; stop() removes what it leaves.
+    # weed names Unix sockets after its ports, under /tmp; stop() removes what it leaves. Only
+    # files this server made count: new since it started (another inode at a path is new too).
     leftovers = [
         path
-        for path in Path("/tmp").glob("seaweedfs-*.sock")  # noqa: S108 - weed's fixed location
-        if int(path.stem.rsplit("-", 1)[-1]) in ports.values()
+        for path, inode in _weed_sockets().items()
+        if int(path.stem.rsplit("-", 1)[-1]) in ports.values() and before.get(path) != inode
     ]
     assert leftovers == []
 
