@@ -243,7 +243,9 @@ class ImportJob(Base):
     """The report of one bulk import, kept whether it succeeded or failed."""
 
     __tablename__ = "catalog_imports"
-    __table_args__ = (CheckConstraint("status IN ('succeeded', 'failed')", name="status"),)
+    __table_args__ = (
+        CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed')", name="status"),
+    )
 
     id: Mapped[str] = id_column("imp")
     studio_id: Mapped[str] = mapped_column(
@@ -260,3 +262,5 @@ class ImportJob(Base):
     errors: Mapped[list[Any]] = mapped_column(nullable=False, default=list)
     created_at: Mapped[datetime] = created_at_column()
     finished_at: Mapped[datetime | None] = mapped_column()
+    # An import run by a worker (a large file over HTTP): where its file waits in the store.
+    file_key: Mapped[str | None] = mapped_column(String(1024))

@@ -46,6 +46,8 @@ class Settings:
     upload_url_ttl_seconds: int = 3600
     max_content_length: int = 1024 * 1024
     max_import_bytes: int = 512 * 1024 * 1024
+    # An import file over HTTP past this size is imported by a worker (202, then its progress).
+    import_async_bytes: int = 16 * 1024 * 1024
     log_level: str = "INFO"
     log_json: bool = True
     redis_url: str | None = None
@@ -157,6 +159,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         upload_url_ttl_seconds=_int(env, "UPLOAD_URL_TTL_SECONDS", 3600),
         max_content_length=_int(env, "MAX_CONTENT_LENGTH", base.max_content_length),
         max_import_bytes=_int(env, "MAX_IMPORT_BYTES", base.max_import_bytes),
+        import_async_bytes=_int(env, "IMPORT_ASYNC_BYTES", base.import_async_bytes),
         log_level=env.get("LOG_LEVEL") or base.log_level,
         log_json=env.get("LOG_FORMAT", "json") != "text",
         redis_url=env.get("REDIS_URL") or None,

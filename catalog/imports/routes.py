@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest.fields import Upload
 
 from catalog.access import require_catalog_editor
+from catalog.imports.queued import progress_of, queue_import
 from catalog.imports.service import get_import, import_catalog
 from catalog.models import ImportJob
 from marketplace.accounts.principal import Principal
@@ -84,10 +85,25 @@ class ImportCountsSchema(Schema):
     unchanged = ma.fields.Integer()
 
 
+class ImportProgressSchema(Schema):
+    phase = ma.fields.String(
+        metadata={"description": "check (the file read and checked) | write (records written)"}
+    )
+    done = ma.fields.Integer()
+    total = ma.fields.Integer()
+    unit = ma.fields.String(metadata={"description": "bytes (check) | records (write)"})
+
+
 class ImportReportSchema(Schema):
     id = ma.fields.String()
     studio_id = ma.fields.String()
-    status = ma.fields.String(metadata={"description": "succeeded | failed"})
+    status = ma.fields.String(
+        metadata={
+            "description": "queued | running (a large file imported by a worker) | succeeded | "
+            "failed",
+            "enum": ["queued", "running", "succeeded", "failed"],
+        }
+    )
     format = ma.fields.String(metadata={"description": "csv | jsonl"})
     file_sha256 = ma.fields.String()
     rows_total = ma.fields.Integer(metadata={"description": "Records in the file"})
@@ -111,6 +127,11 @@ class ImportReportSchema(Schema):
     )
     created_at = UTCDateTime()
     finished_at = UTCDateTime(allow_none=True)
+    progress = ma.fields.Nested(
+        ImportProgressSchema,
+        allow_none=True,
+        metadata={"description": "While a worker imports it: what it has done so far"},
+    )
 
 
 def _principal() -> Principal:
@@ -120,10 +141,13 @@ def _principal() -> Principal:
 
 def _report(job: ImportJob) -> dict[str, Any]:
     summary = job.summary or {}
+    progress = progress_of(state().runtime.queue, job)
+    status = "running" if job.status == "queued" and progress is not None else job.status
     return {
         "id": job.id,
         "studio_id": job.studio_id,
-        "status": job.status,
+        "status": status,
+        "progress": progress,
         "format": job.format,
         "file_sha256": job.file_sha256,
         "rows_total": job.rows_total,
@@ -156,6 +180,11 @@ each row with a `type` and the resource's fields, other records named by externa
   `source:id|source:id`; booleans `true`/`false`; an empty cell is absent.
 - Files up to the server's import limit (413 beyond); studios import into their own catalog,
   operators name the studio with `studio_id`; developers are refused (403).
+- **Large files run in the background.** A file past the server's `IMPORT_ASYNC_BYTES` (16 MiB
+  by default) is answered at once with 202 and its report `queued` (`Location` names it); a
+  worker imports it, all or nothing as above, and `GET /catalog/imports/{id}` shows it
+  `running` with `progress` (bytes checked, then records written) until it ends `succeeded`
+  or `failed` with the same report.
 """
 
 
@@ -164,10 +193,26 @@ class CatalogImports(MethodView):
     @blp.doc(description=_IMPORT_DESCRIPTION)
     @blp.arguments(ImportUploadSchema(), location="files")
     @blp.response(201, ImportReportSchema)
+    @blp.alt_response(
+        202,
+        schema=ImportReportSchema,
+        description="A file past IMPORT_ASYNC_BYTES: queued for a worker; follow its report",
+    )
     def post(self, form: dict[str, Any]) -> Any:
         """Import a catalog file, all or nothing; a failed one is a 201 listing every bad row."""
         upload = form["file"]
         session = db()
+        settings = state().settings
+        if (request.content_length or 0) > settings.import_async_bytes:
+            queued = queue_import(
+                session,
+                _principal(),
+                upload.stream,
+                storage=state().storage,
+                studio_id=form.get("studio_id"),
+                filename=upload.filename,
+            )
+            return _report(queued), 202, {"Location": f"/api/v1/catalog/imports/{queued.id}"}
         # An import's bulk statements may run far past an API request's bound.
         with statement_bound(session, state().settings.import_statement_timeout):
             job = import_catalog(

@@ -145,10 +145,12 @@ def import_catalog(
     filename: str | None = None,
     progress: ImportProgress | None = None,
     now: datetime | None = None,
+    into: ImportJob | None = None,
 ) -> ImportJob:
     """Import a CSV or JSON Lines file into a studio's catalog; return the report.
 
     `principal` None is a trusted local caller (CLI, demo seeding), which must name the studio.
+    `into` is the report of a queued import (catalog.imports.queued), filled in place.
     """
     studio = _studio_for(session, principal, studio_id)
     started = now or utcnow()
@@ -182,7 +184,9 @@ def import_catalog(
                 check.spill.close()
             if not check.errors.total:
                 tallies = _apply(session, studio, check, early, started, progress)
-    return _report(session, principal, studio, fmt, digest.hexdigest(), check, tallies, started)
+    return _report(
+        session, principal, studio, fmt, digest.hexdigest(), check, tallies, started, into
+    )
 
 
 @contextlib.contextmanager
@@ -253,27 +257,36 @@ def _report(
     check: Check,
     tallies: dict[str, dict[str, int]],
     started: datetime,
+    into: ImportJob | None = None,
 ) -> ImportJob:
     status = "failed" if check.errors.total else "succeeded"
     errors = check.errors.report()
-    job = ImportJob(
-        studio_id=studio,
-        created_by=principal.user_id if principal is not None else None,
-        format=fmt,
-        file_sha256=sha256,
-        status=status,
-        rows_total=check.rows_total,
-        rows_ok=check.rows_ok,
-        summary={
+    fields: dict[str, Any] = {
+        "studio_id": studio,
+        "format": fmt,
+        "file_sha256": sha256,
+        "status": status,
+        "rows_total": check.rows_total,
+        "rows_ok": check.rows_ok,
+        "summary": {
             "records": dict(sorted(check.counts.items())),
             "results": tallies,
             "errors_total": check.errors.total,
         },
-        errors=errors,
-        created_at=started,
-        finished_at=utcnow(),
-    )
-    session.add(job)
+        "errors": errors,
+        "finished_at": utcnow(),
+    }
+    if into is None:
+        job = ImportJob(
+            created_by=principal.user_id if principal is not None else None,
+            created_at=started,
+            **fields,
+        )
+        session.add(job)
+    else:
+        job = into
+        for name, value in fields.items():
+            setattr(job, name, value)
     session.flush()
     record_event(
         session,

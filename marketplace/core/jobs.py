@@ -97,8 +97,17 @@ class Job(Base):
         return f"job_{self.id}"
 
 
-class JobQueue(Protocol):
-    """Where job ids go to be run: huey in a worker, or a list in a unit test."""
+class ProgressBoard(Protocol):
+    """Where a running job posts its progress for any process to read."""
+
+    def publish(self, key: str, value: Mapping[str, Any]) -> None: ...
+
+    def read(self, key: str) -> dict[str, Any] | None: ...
+
+
+class JobQueue(ProgressBoard, Protocol):
+    """Where job ids go to be run: huey in a worker, or a list in a unit test; its store also
+    carries running jobs' progress."""
 
     def dispatch(self, job_id: int, *, delay_seconds: float = 0.0) -> None: ...
 

@@ -12,12 +12,14 @@ its effect makes the effect happen once.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.constants import EmptyData
 
 log = logging.getLogger("marketplace.queue")
 
@@ -59,6 +61,19 @@ class HueyQueue:
         """Messages waiting in the queue (not yet taken by a worker)."""
         return int(self.huey.pending_count())
 
+    def publish(self, key: str, value: Mapping[str, Any]) -> None:
+        """Post a running job's progress where any process can read it (the queue's own
+        store: on SQLite the database's write lock may be held by that very job)."""
+        self.huey.storage.put_data(f"progress:{key}", json.dumps(dict(value)).encode())
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        """The last progress posted under key, or None."""
+        raw = self.huey.storage.peek_data(f"progress:{key}")
+        if raw is EmptyData or raw is None:
+            return None
+        value: dict[str, Any] = json.loads(raw)
+        return value
+
     def _execute(self, job_id: int) -> None:
         if self._executor is None:
             raise RuntimeError("this process does not run jobs (no worker runner)")
@@ -71,9 +86,16 @@ class ListQueue:
 
     def __init__(self) -> None:
         self.dispatched: list[tuple[int, float]] = []
+        self.board: dict[str, dict[str, Any]] = {}
 
     def dispatch(self, job_id: int, *, delay_seconds: float = 0.0) -> None:
         self.dispatched.append((job_id, delay_seconds))
 
     def pending(self) -> int:
         return len(self.dispatched)
+
+    def publish(self, key: str, value: Mapping[str, Any]) -> None:
+        self.board[key] = dict(value)
+
+    def read(self, key: str) -> dict[str, Any] | None:
+        return self.board.get(key)

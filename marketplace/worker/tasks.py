@@ -10,9 +10,11 @@ from typing import Any
 from sqlalchemy import select
 
 from catalog.checksums import assets_awaiting_verification, read_back, record_verdict
+from catalog.imports.queued import IMPORT_JOB, fail_queued_import, run_queued_import
 from catalog.models import Asset
 from contracts.service import expire_contracts
 from marketplace.brokering.service import expire_offers
+from marketplace.core.errors import DomainError
 from marketplace.core.jobs import Handler, enqueue
 from marketplace.worker.runner import JobContext
 
@@ -51,11 +53,23 @@ def _verify_asset(ctx: JobContext, args: dict[str, Any]) -> None:
         record_verdict(ctx.uow.session, args["asset_id"], snapshot, found, runtime.clock())
 
 
+def _import_catalog(ctx: JobContext, args: dict[str, Any]) -> None:
+    """A queued import: its report filled in the job's own unit of work. A file refused as a
+    whole (its studio gone) fails the import, not the job: retrying would not change it."""
+    runtime = ctx.runtime
+    try:
+        with ctx.uow.session.begin_nested():
+            run_queued_import(ctx.uow.session, runtime.storage, runtime.queue, args["import_id"])
+    except DomainError as exc:
+        fail_queued_import(ctx.uow.session, args["import_id"], exc.detail or exc.title)
+
+
 HANDLERS: tuple[Handler, ...] = (
     Handler("offers.expire", _expire_offers),
     Handler("contracts.expire", _expire_contracts),
     Handler("assets.queue_checks", _queue_asset_checks),
     Handler("assets.verify", _verify_asset, max_attempts=8),
+    Handler(IMPORT_JOB, _import_catalog),
 )
 
 

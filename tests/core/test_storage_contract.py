@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -120,6 +121,18 @@ def test_put_bytes_then_head_reports_size_and_sha256(backend: Backend, key: str)
     backend.storage.put_bytes(key, data)
 
     assert backend.storage.head(key) == ObjectInfo(byte_size=len(data), sha256_hex=_sha256(data))
+
+
+def test_put_file_streams_a_file_and_reads_back_whole(backend: Backend, key: str) -> None:
+    import io
+
+    data = os.urandom(3 * 1024 * 1024 + 17)
+
+    backend.storage.put_file(key, io.BytesIO(data))
+
+    assert b"".join(backend.storage.read_chunks(key, chunk_size=1024 * 1024)) == data
+    info = backend.storage.head(key)
+    assert info is not None and info.byte_size == len(data)
 
 
 def test_ping_succeeds(backend: Backend) -> None:

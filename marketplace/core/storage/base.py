@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from botocore.exceptions import ClientError
 
@@ -150,6 +150,11 @@ class ObjectStorage(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store data under key from the server side (seeding, tests), with its SHA-256."""
+        ...
+
+    def put_file(self, key: str, fileobj: BinaryIO) -> None:
+        """Store a file's bytes under key from the server side, streamed, however large (an
+        import's upload, for the worker that runs it)."""
         ...
 
     def read_chunks(self, key: str, *, chunk_size: int = READ_CHUNK_BYTES) -> Iterator[bytes]:

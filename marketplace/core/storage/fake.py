@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
+from typing import BinaryIO
 
 from marketplace.core.storage.base import (
     _MULTIPART_REFUSALS,
@@ -127,6 +128,10 @@ class InMemoryStorage:
         with self._lock:
             self.objects[key] = bytes(data)
             self._assembled.discard(key)
+
+    def put_file(self, key: str, fileobj: BinaryIO) -> None:
+        """Store a copy of the file's bytes under key."""
+        self.put_bytes(key, fileobj.read())
 
     def read_chunks(self, key: str, *, chunk_size: int = READ_CHUNK_BYTES) -> Iterator[bytes]:
         """Yield the stored bytes chunk by chunk, as S3Storage does (ObjectChanged if the

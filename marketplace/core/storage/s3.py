@@ -8,7 +8,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -344,6 +344,14 @@ class S3Storage:
             raise self._unavailable("create_bucket", exc) from exc
         except BotoCoreError as exc:
             raise self._unavailable("create_bucket", exc) from exc
+
+    def put_file(self, key: str, fileobj: BinaryIO) -> None:
+        """Stream a file to key (boto3's managed upload: in parts past its threshold)."""
+        _check_key(key)
+        try:
+            self._client.upload_fileobj(fileobj, self.bucket, key)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._unavailable("put", exc) from exc
 
     def put_bytes(self, key: str, data: bytes) -> None:
         """Store data under key from the server side (seeding, tests), with its SHA-256."""
