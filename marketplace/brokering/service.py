@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.access import visible_titles
@@ -20,7 +20,7 @@ from contracts.service import ContractDraft, create_contract
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
-from marketplace.brokering.models import LicenseRequest, Message, Offer
+from marketplace.brokering.models import LicenseRequest, Message, Offer, RequestStudio
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
 from marketplace.core.money import check_chargeable
@@ -33,7 +33,12 @@ BYTES_PER_GB = 1_000_000_000
 
 
 def visible_requests(viewer: Principal) -> Select[LicenseRequest]:
-    """Operators: all. Developers: their own. Studios: open requests and those they offered on."""
+    """The one scope of requests, and of their offers and messages: every route that lists or
+    reads them starts here.
+
+    Operators: all. Developers: their own. Studios: those they offered on, and open requests
+    that concern them: one naming a title of theirs, or one by criteria alone (an open brief
+    to every studio). A request naming only other studios' titles is not theirs to see."""
     stmt = select(LicenseRequest)
     if viewer.is_operator:
         return stmt
@@ -42,7 +47,17 @@ def visible_requests(viewer: Principal) -> Select[LicenseRequest]:
     offered = exists().where(
         Offer.request_id == LicenseRequest.id, Offer.studio_id == viewer.organization_id
     )
-    return stmt.where(or_(LicenseRequest.status == "open", offered))
+    names_ours = exists().where(
+        RequestStudio.request_id == LicenseRequest.id,
+        RequestStudio.studio_id == viewer.organization_id,
+    )
+    # No link and no title named: criteria alone. (A request whose titles were all deleted
+    # before its links were written names titles and has no link: it reaches no studio.)
+    brief = and_(
+        ~exists().where(RequestStudio.request_id == LicenseRequest.id),
+        func.json_array_length(LicenseRequest.title_ids) == 0,
+    )
+    return stmt.where(or_(and_(LicenseRequest.status == "open", or_(names_ours, brief)), offered))
 
 
 def get_request(session: Session, viewer: Principal, request_id: str) -> LicenseRequest:
@@ -110,6 +125,10 @@ def create_request(session: Session, viewer: Principal, data: dict[str, Any]) ->
     )
     session.add(request)
     session.flush()
+    if title_ids:
+        studios = session.scalars(select(Title.studio_id).where(Title.id.in_(title_ids)).distinct())
+        session.add_all(RequestStudio(request_id=request.id, studio_id=s) for s in studios)
+        session.flush()
     record_event(
         session,
         viewer,

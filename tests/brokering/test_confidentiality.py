@@ -8,11 +8,14 @@ appearance (tests.disclosure).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from catalog.models import Title
+from marketplace.brokering.models import LicenseRequest
 from marketplace.core.ids import new_id
 from tests.catalog.factories import make_credit, make_talent
 from tests.deals import cleared_title, offer_body, post, request_body
@@ -150,3 +153,119 @@ class TestCounterOffers:
             {"title_ids": [offered.id, listed.id]},
         )
         assert counter["title_ids"] == sorted([offered.id, listed.id])
+
+
+def _titled_request(client: Any, world: World, title: Title) -> dict[str, Any]:
+    return post(
+        client, "/api/v1/license-requests", world["developer_x"].headers, request_body([title.id])
+    )
+
+
+class TestRequestScope:
+    """A request naming titles concerns the studios owning them (and operators) only."""
+
+    def _reads(self, client: Any, world: World, request_id: str) -> list[Any]:
+        b = world["studio_b"].headers
+        return [
+            client.get(f"/api/v1/license-requests/{request_id}", headers=b),
+            client.get(f"/api/v1/license-requests/{request_id}/offers", headers=b),
+            client.get(f"/api/v1/license-requests/{request_id}/messages", headers=b),
+            client.post(
+                f"/api/v1/license-requests/{request_id}/messages", json={"body": "Hi"}, headers=b
+            ),
+            client.post(
+                f"/api/v1/license-requests/{request_id}/offers",
+                json=offer_body([new_id("ttl")]),
+                headers=b,
+            ),
+            client.get("/api/v1/license-requests", headers=b),
+        ]
+
+    def test_another_studio_cannot_tell_it_from_a_request_that_does_not_exist(
+        self, client: Any, connection: Connection, world: World
+    ) -> None:
+        answers = []
+        for exists in (True, False):
+            with scenario(connection) as session:
+                title = cleared_title(session, world["studio_a"].org_id, visibility="anonymized")
+                session.commit()
+                request_id = (
+                    _titled_request(client, world, title)["id"] if exists else new_id("req")
+                )
+                answers.append([normalized(r) for r in self._reads(client, world, request_id)])
+        assert answers[0] == answers[1]
+        assert [a["status"] for a in answers[0]] == [404, 404, 404, 404, 404, 200]
+        assert answers[0][-1]["body"]["items"] == []
+
+    def test_the_owning_studio_and_operators_see_it(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        title = cleared_title(session, world["studio_a"].org_id)
+        session.commit()
+        request = _titled_request(client, world, title)
+        for actor in ("studio_a", "operator", "developer_x"):
+            response = client.get(
+                f"/api/v1/license-requests/{request['id']}", headers=world[actor].headers
+            )
+            assert response.status_code == 200, actor
+            listed = client.get("/api/v1/license-requests", headers=world[actor].headers)
+            assert [r["id"] for r in listed.get_json()["items"]] == [request["id"]], actor
+
+    def test_a_request_naming_titles_of_two_studios_reaches_both(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        a = cleared_title(session, world["studio_a"].org_id)
+        b = cleared_title(session, world["studio_b"].org_id, visibility="anonymized")
+        session.commit()
+        request = post(
+            client,
+            "/api/v1/license-requests",
+            world["developer_x"].headers,
+            request_body([a.id, b.id]),
+        )
+        for studio in ("studio_a", "studio_b"):
+            response = client.get(
+                f"/api/v1/license-requests/{request['id']}", headers=world[studio].headers
+            )
+            assert response.status_code == 200, studio
+
+    def test_a_request_by_criteria_alone_reaches_every_studio(
+        self, client: Any, world: World
+    ) -> None:
+        request = post(
+            client,
+            "/api/v1/license-requests",
+            world["developer_x"].headers,
+            request_body([], **CRITERIA),
+        )
+        for studio in ("studio_a", "studio_b"):
+            headers = world[studio].headers
+            assert (
+                client.get(f"/api/v1/license-requests/{request['id']}", headers=headers).status_code
+                == 200
+            )
+            listed = client.get("/api/v1/license-requests", headers=headers).get_json()
+            assert [r["id"] for r in listed["items"]] == [request["id"]]
+
+    def test_a_request_whose_titles_are_gone_reaches_no_studio(
+        self, client: Any, session: Session, world: World
+    ) -> None:
+        # As migration 0018 leaves a request whose named titles were all deleted: no link.
+        request = LicenseRequest(
+            developer_id=world["developer_x"].org_id,
+            created_by=world["developer_x"].user_id,
+            title_ids=[new_id("ttl")],
+            criteria={},
+            uses=["train"],
+            territories=["US"],
+            start=date(2026, 6, 1),
+            end=date(2026, 12, 31),
+            currency="usd",
+        )
+        session.add(request)
+        session.commit()
+        for actor, status in (("studio_a", 404), ("studio_b", 404), ("operator", 200)):
+            response = client.get(
+                f"/api/v1/license-requests/{request.id}", headers=world[actor].headers
+            )
+            assert response.status_code == status, actor
