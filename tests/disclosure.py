@@ -24,11 +24,15 @@ from marketplace.core.ids import PREFIXES
 
 _ID = re.compile(r"\b(" + "|".join(sorted(PREFIXES, key=len, reverse=True)) + r")_[0-9a-z]{26}\b")
 
+# A moment (not a date): worlds are built a few milliseconds apart.
+_MOMENT = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})")
+
 
 def by_appearance(value: Any) -> Any:
     """`value` (JSON-like) with every opaque id replaced by `<prefix#n>`, n counting distinct
-    ids in order of appearance (keys sorted): equal structures with different ids compare equal,
-    and one id repeated where the other world has two different ones does not."""
+    ids in order of appearance (keys sorted), and every moment by `<time>`: equal structures
+    with different ids compare equal, and one id repeated where the other world has two
+    different ones does not. Dates (terms, windows) are kept."""
     seen: dict[str, str] = {}
 
     def name(match: re.Match[str]) -> str:
@@ -37,7 +41,8 @@ def by_appearance(value: Any) -> Any:
             seen[found] = f"<{match.group(1)}#{len(seen) + 1}>"
         return seen[found]
 
-    return json.loads(_ID.sub(name, json.dumps(value, sort_keys=True)))
+    text = _MOMENT.sub("<time>", json.dumps(value, sort_keys=True))
+    return json.loads(_ID.sub(name, text))
 
 
 def normalized(response: Any) -> dict[str, Any]:
