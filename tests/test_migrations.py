@@ -97,7 +97,7 @@ def test_0014_marks_assets_of_one_put_verified_and_leaves_uploads_in_parts_to_ch
         engine.dispose()
 
 
-def test_0018_links_requests_to_the_studios_owning_their_titles(empty_database_url: str) -> None:
+def test_0020_links_requests_to_the_studios_owning_their_titles(empty_database_url: str) -> None:
     from sqlalchemy import MetaData, Table, insert, select
     from sqlalchemy.orm import Session
 
@@ -105,7 +105,7 @@ def test_0018_links_requests_to_the_studios_owning_their_titles(empty_database_u
     from marketplace.accounts.models import Organization
 
     url = empty_database_url
-    migrations.upgrade(url, "0017")
+    migrations.upgrade(url, "0019")
     engine = create_engine(url)
     try:
         with Session(engine) as session:
@@ -139,7 +139,7 @@ def test_0018_links_requests_to_the_studios_owning_their_titles(empty_database_u
                         created_at=datetime(2026, 12, 1, tzinfo=UTC),
                     )
                 )  # fmt: skip
-        migrations.upgrade(url, "0018")
+        migrations.upgrade(url, "0020")
         with engine.connect() as conn:
             links = Table("license_request_studios", MetaData(), autoload_with=conn)
             found = sorted(conn.execute(select(links.c.request_id, links.c.studio_id)).all())

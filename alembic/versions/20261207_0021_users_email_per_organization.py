@@ -46,7 +46,7 @@ def downgrade() -> None:
         raise RuntimeError(
             "addresses in more than one organization: "
             + ", ".join(shared)
-            + "; the schema before 0019 allows each address once"
+            + "; the schema before 0021 allows each address once"
         )
     with op.batch_alter_table("users") as batch:
         batch.drop_index(op.f("ix_users_email"))

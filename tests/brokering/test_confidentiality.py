@@ -250,7 +250,7 @@ class TestRequestScope:
     def test_a_request_whose_titles_are_gone_reaches_no_studio(
         self, client: Any, session: Session, world: World
     ) -> None:
-        # As migration 0018 leaves a request whose named titles were all deleted: no link.
+        # As migration 0020 leaves a request whose named titles were all deleted: no link.
         request = LicenseRequest(
             developer_id=world["developer_x"].org_id,
             created_by=world["developer_x"].user_id,
