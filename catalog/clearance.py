@@ -14,8 +14,13 @@ A title is cleared when all of these hold, and blocked with one reason per failu
 - further checks the caller passes (`checks`, from the runtime's CatalogRules: the contracts
   layer's `exclusivity_conflict`, so the catalog never imports contracts).
 
-Each title's reasons come in the order of `REASON_CODES`, then by use and territory. Details
-never name talent to a viewer from whom the title (or the credited relative) is anonymized.
+Each title's reasons come in the order of `REASON_CODES`, then by use and territory.
+
+Who runs the check and who reads it may differ: an offer is checked with the offering studio's
+rights (`on_behalf_of`) and its reasons are told to the caller (`viewer`), a developer
+countering it included. What a viewer is told about a title is decided in one place,
+`credit_as_told`: a developer reads exactly what `POST /clearance` tells it, never talent of a
+title (or credited relative) anonymized or private to it.
 
 The work is a fixed number of batched queries whatever the number of titles: titles, related
 titles, grants, credits with talent, consents, and video asset counts.
@@ -85,9 +90,12 @@ class ClearanceResult:
 
 @dataclass(frozen=True)
 class ClearanceRequest:
-    """A normalized clearance question, as registered checks receive it."""
+    """A normalized clearance question, as registered checks receive it.
+
+    `viewer` reads the reasons; the titles are those `on_behalf_of` may see."""
 
     viewer: Principal
+    on_behalf_of: Principal
     title_ids: tuple[str, ...]
     uses: tuple[str, ...]
     territories: tuple[str, ...]
@@ -97,7 +105,7 @@ class ClearanceRequest:
 
 #: A check run after the catalog's own: `check(session, request, titles)` returns reasons by
 #: title id for the titles it blocks (titles are in request order, all visible to
-#: `request.viewer`).
+#: `request.on_behalf_of`; details must not say more than `request.viewer` may see).
 ClearanceCheck = Callable[[Session, ClearanceRequest, list[Title]], Mapping[str, list[Reason]]]
 
 
@@ -133,10 +141,14 @@ def check_clearance(
     end: date,
     exclusive: bool = False,
     checks: Sequence[ClearanceCheck],
+    on_behalf_of: Principal | None = None,
 ) -> ClearanceResult:
     """Say which titles are cleared for uses × territories × term, and why the others are not.
 
-    `checks` are the cross-domain rules run after the catalog's own (CatalogRules)."""
+    `checks` are the cross-domain rules run after the catalog's own (CatalogRules). The titles
+    are looked up with the rights of `on_behalf_of` (default: the viewer); the reasons are
+    worded for `viewer`."""
+    checker = on_behalf_of or viewer
     ids = list(dict.fromkeys(title_ids))
     if not ids or len(ids) > MAX_TITLES:
         raise ValidationFailed(
@@ -145,6 +157,7 @@ def check_clearance(
         )
     request = ClearanceRequest(
         viewer=viewer,
+        on_behalf_of=checker,
         title_ids=tuple(ids),
         uses=tuple(normalize_uses(uses, "uses")),
         territories=tuple(normalize_territories(territories, "territories")),
@@ -154,7 +167,7 @@ def check_clearance(
     found: dict[str, Title] = {}
     for chunk in _chunks(ids):
         found.update(
-            (t.id, t) for t in session.scalars(visible_titles(viewer).where(Title.id.in_(chunk)))
+            (t.id, t) for t in session.scalars(visible_titles(checker).where(Title.id.in_(chunk)))
         )
     missing = missing_ids(ids, list(found))
     if missing:
@@ -319,18 +332,23 @@ def _consent_reasons(
                 )
                 if not gaps:
                     continue
-                anonymous = hides_identity(title, request.viewer) or hides_identity(
-                    related.titles[member], request.viewer
-                )
-                who = (
-                    f"a {credit.role} credit"
-                    if anonymous
-                    else f"{name} ({credit.talent_id}, {credit.role})"
+                who = credit_as_told(
+                    request.viewer, credit, name, title=title, holder=related.titles[member]
                 )
                 reasons.append(Reason("talent_consent_missing", _consent_detail(who, gaps, window)))
         if reasons:
             result[title.id] = reasons
     return result
+
+
+def credit_as_told(
+    viewer: Principal, credit: Credit, name: str, *, title: Title, holder: Title
+) -> str:
+    """How a reason names a credit on `holder` (the requested `title` or a relative) to
+    `viewer`: by talent name and id only when neither title hides its identity from it."""
+    if hides_identity(title, viewer) or hides_identity(holder, viewer):
+        return f"a {credit.role} credit"
+    return f"{name} ({credit.talent_id}, {credit.role})"
 
 
 def _consent_detail(who: str, gaps: list[tuple[str, str, str]], window: Window) -> str:

@@ -1,7 +1,8 @@
 """Authorization matrix entries: license requests, offers, messages, contracts, prices.
 
 License requests belong to developers; offers and contracts join a studio (the owner tenant
-here) and developer X. A studio sees open requests; a developer only its own.
+here) and developer X. A studio sees open requests by criteria alone, and those naming its
+titles; a developer only its own.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from contracts.models import Contract, ContractTitle
-from marketplace.brokering.models import LicenseRequest, Offer
+from marketplace.brokering.models import LicenseRequest, Offer, RequestStudio
 from tests.deals import cleared_title, offer_body, request_body
 from tests.matrix import ANON, Ctx, Expect, Route, authenticated
 
@@ -19,12 +20,14 @@ STUDIOS = ("studio_a", "studio_b")
 PARTY = "developer_x"
 
 
-def _request(ctx: Ctx, developer: str) -> LicenseRequest:
+def _request(ctx: Ctx, developer: str, *, studio: str | None = None) -> LicenseRequest:
+    """A request by criteria alone, or (with `studio`) one naming a title of that studio."""
+    title_ids = [cleared_title(ctx.session, ctx.world[studio].org_id).id] if studio else []
     request = LicenseRequest(
         developer_id=ctx.world[developer].org_id,
         created_by=ctx.world[developer].user_id,
-        title_ids=[],
-        criteria={"genres": ["drama"]},
+        title_ids=title_ids,
+        criteria={} if studio else {"genres": ["drama"]},
         uses=["train"],
         territories=["US"],
         start=date(2026, 6, 1),
@@ -33,6 +36,9 @@ def _request(ctx: Ctx, developer: str) -> LicenseRequest:
     )
     ctx.session.add(request)
     ctx.session.flush()
+    if studio:
+        ctx.session.add(RequestStudio(request_id=request.id, studio_id=ctx.world[studio].org_id))
+        ctx.session.flush()
     return request
 
 
@@ -99,6 +105,10 @@ def request_of(ctx: Ctx, owner: str) -> dict[str, str]:
     return {"request_id": _request(ctx, owner).id}
 
 
+def request_naming_studio_a_of(ctx: Ctx, owner: str) -> dict[str, str]:
+    return {"request_id": _request(ctx, owner, studio="studio_a").id}
+
+
 def offer_of(ctx: Ctx, owner: str) -> dict[str, str]:
     return {"offer_id": _offer(ctx, owner).id}
 
@@ -134,6 +144,22 @@ def request_rule(*, owner: int, studios: int, operator: int) -> Expect:
             return owner
         if actor in STUDIOS:
             return studios
+        return operator if actor == "operator" else 404
+
+    return expect
+
+
+def named_request_rule(*, owner: int, studio_a: int, operator: int) -> Expect:
+    """Requests naming a title of studio A only: its developer, studio A, operators; studio B
+    gets what it gets for a request that does not exist."""
+
+    def expect(actor: str, owner_tenant: str | None) -> int:
+        if actor == ANON:
+            return 401
+        if actor == owner_tenant:
+            return owner
+        if actor == "studio_a":
+            return studio_a
         return operator if actor == "operator" else 404
 
     return expect
@@ -224,6 +250,51 @@ ROUTES: list[Route] = [
         "/api/v1/license-requests/{request_id}/messages",
         request_rule(owner=200, studios=200, operator=200),
         target=request_of,
+        owner_tenants=DEVELOPERS,
+    ),
+    # The same routes on a request naming studio A's title: studio B is never told of it.
+    Route(
+        "GET",
+        "/api/v1/license-requests/{request_id}",
+        named_request_rule(owner=200, studio_a=200, operator=200),
+        target=request_naming_studio_a_of,
+        owner_tenants=DEVELOPERS,
+    ),
+    Route(
+        "POST",
+        "/api/v1/license-requests/{request_id}/close",
+        named_request_rule(owner=200, studio_a=403, operator=200),
+        target=request_naming_studio_a_of,
+        owner_tenants=DEVELOPERS,
+    ),
+    Route(
+        "POST",
+        "/api/v1/license-requests/{request_id}/offers",
+        named_request_rule(owner=403, studio_a=201, operator=201),
+        target=request_naming_studio_a_of,
+        owner_tenants=DEVELOPERS,
+        actor_body=offer_body_for,
+    ),
+    Route(
+        "GET",
+        "/api/v1/license-requests/{request_id}/offers",
+        named_request_rule(owner=200, studio_a=200, operator=200),
+        target=request_naming_studio_a_of,
+        owner_tenants=DEVELOPERS,
+    ),
+    Route(
+        "POST",
+        "/api/v1/license-requests/{request_id}/messages",
+        named_request_rule(owner=201, studio_a=201, operator=201),
+        target=request_naming_studio_a_of,
+        owner_tenants=DEVELOPERS,
+        body=lambda ctx, owner: {"body": "Hello"},
+    ),
+    Route(
+        "GET",
+        "/api/v1/license-requests/{request_id}/messages",
+        named_request_rule(owner=200, studio_a=200, operator=200),
+        target=request_naming_studio_a_of,
         owner_tenants=DEVELOPERS,
     ),
     Route(

@@ -95,3 +95,54 @@ def test_0014_marks_assets_of_one_put_verified_and_leaves_uploads_in_parts_to_ch
         assert verified["ast_large"] is None and verified["ast_pending"] is None
     finally:
         engine.dispose()
+
+
+def test_0020_links_requests_to_the_studios_owning_their_titles(empty_database_url: str) -> None:
+    from sqlalchemy import MetaData, Table, insert, select
+    from sqlalchemy.orm import Session
+
+    from catalog.models import Title
+    from marketplace.accounts.models import Organization
+
+    url = empty_database_url
+    migrations.upgrade(url, "0019")
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            session.add_all(
+                [
+                    Organization(id="org_a", name="A", kind="studio"),
+                    Organization(id="org_b", name="B", kind="studio"),
+                    Organization(id="org_d", name="D", kind="developer"),
+                ]
+            )
+            session.flush()
+            session.add_all(
+                Title(id=f"ttl_{s}", studio_id=f"org_{s}", external_id=s, kind="film", name=s)
+                for s in ("a", "b")
+            )
+            session.commit()
+        with engine.begin() as conn:
+            requests = Table("license_requests", MetaData(), autoload_with=conn)
+            for request_id, title_ids in (
+                ("req_both", ["ttl_a", "ttl_b"]),
+                ("req_a", ["ttl_a", "ttl_gone"]),
+                ("req_gone", ["ttl_gone"]),
+                ("req_brief", []),
+            ):
+                conn.execute(
+                    insert(requests).values(
+                        id=request_id, developer_id="org_d", created_by="usr_d",
+                        title_ids=title_ids, criteria={}, uses=["train"], territories=["US"],
+                        start=datetime(2026, 6, 1).date(), end=datetime(2026, 12, 31).date(),
+                        exclusive=False, currency="usd", anonymous=False, status="open",
+                        created_at=datetime(2026, 12, 1, tzinfo=UTC),
+                    )
+                )  # fmt: skip
+        migrations.upgrade(url, "0020")
+        with engine.connect() as conn:
+            links = Table("license_request_studios", MetaData(), autoload_with=conn)
+            found = sorted(conn.execute(select(links.c.request_id, links.c.studio_id)).all())
+        assert found == [("req_a", "org_a"), ("req_both", "org_a"), ("req_both", "org_b")]
+    finally:
+        engine.dispose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, String
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from marketplace.core.db import Base, created_at_column, id_column
@@ -24,14 +24,21 @@ class Organization(Base):
 
 
 class User(Base):
+    """A person's membership of one organization. One address may belong to several
+    organizations (a user, with its own keys, in each), never twice to one; emails are stored
+    lowercased, so that holds case-insensitively."""
+
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint("role IN ('owner', 'member')", name="role"),)
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'member')", name="role"),
+        UniqueConstraint("organization_id", "email"),
+    )
 
     id: Mapped[str] = id_column("usr")
     organization_id: Mapped[str] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE"), index=True, nullable=False
     )
-    email: Mapped[str] = mapped_column(String(320), unique=True, nullable=False)
+    email: Mapped[str] = mapped_column(String(320), index=True, nullable=False)
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     created_at: Mapped[datetime] = created_at_column()
 

@@ -114,15 +114,23 @@ def create_organization(
 def add_user(
     session: Session, principal: Principal, org_id: str, *, email: str, role: str
 ) -> tuple[User, str]:
-    """Add a user to an organization and issue their first key (operators or the org's owners)."""
+    """Add a user to an organization and issue their first key (operators or the org's owners).
+
+    An address may belong to several organizations, so whether it is in use elsewhere is
+    never asked, and never told: only a second user with it in this organization is a 409."""
     org = get_organization(session, principal, org_id)
     if not (principal.is_operator or principal.is_owner):
         raise Forbidden("only an owner of the organization, or an operator, adds users")
     email = email.strip().lower()
-    taken = session.scalar(select(func.count()).select_from(User).where(User.email == email))
+    taken = session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.organization_id == org.id, User.email == email)
+    )
     if taken:
         raise Conflict(
-            "a user with this email already exists", errors={"email": ["Already in use."]}
+            "this organization already has a user with this email",
+            errors={"email": ["Already a user of this organization."]},
         )
     user = User(organization_id=org.id, email=email, role=role)
     session.add(user)
@@ -204,12 +212,18 @@ def get_user(session: Session, principal: Principal) -> User:
 def bootstrap_operator(
     session: Session, *, email: str, org_name: str = "Clearcut Operations"
 ) -> tuple[User, str]:
-    """Create an operator organization and owner (or a new key for an existing one)."""
+    """Create an operator organization and owner (or a new key for an existing operator user).
+
+    The address may also belong to other organizations: only its operator membership counts."""
     email = email.strip().lower()
-    user = session.scalars(select(User).where(User.email == email)).one_or_none()
+    user = session.scalars(
+        select(User)
+        .join(Organization, Organization.id == User.organization_id)
+        .where(User.email == email, Organization.kind == "operator")
+        .order_by(User.id)
+        .limit(1)
+    ).first()
     if user is not None:
-        if user.organization.kind != "operator":
-            raise Conflict(f"{email} belongs to a {user.organization.kind} organization")
         _, raw = _issue_key(session, None, user)
         return user, raw
     org = Organization(name=org_name, kind="operator")

@@ -55,6 +55,23 @@ class LicenseRequest(Base):
     closed_at: Mapped[datetime | None] = mapped_column()
 
 
+class RequestStudio(Base):
+    """A studio that owns a title a request names: such a request reaches these studios (and
+    operators) only. A request by criteria alone has none and reaches every studio."""
+
+    __tablename__ = "license_request_studios"
+    __table_args__ = (
+        Index("ix_license_request_studios_studio_id_request_id", "studio_id", "request_id"),
+    )
+
+    request_id: Mapped[str] = mapped_column(
+        ForeignKey("license_requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    studio_id: Mapped[str] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class Offer(Base):
     __tablename__ = "offers"
     __table_args__ = (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, exists, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.access import visible_titles
@@ -20,7 +20,7 @@ from contracts.service import ContractDraft, create_contract
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
-from marketplace.brokering.models import LicenseRequest, Message, Offer
+from marketplace.brokering.models import LicenseRequest, Message, Offer, RequestStudio
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
 from marketplace.core.money import check_chargeable
@@ -33,7 +33,12 @@ BYTES_PER_GB = 1_000_000_000
 
 
 def visible_requests(viewer: Principal) -> Select[LicenseRequest]:
-    """Operators: all. Developers: their own. Studios: open requests and those they offered on."""
+    """The one scope of requests, and of their offers and messages: every route that lists or
+    reads them starts here.
+
+    Operators: all. Developers: their own. Studios: those they offered on, and open requests
+    that concern them: one naming a title of theirs, or one by criteria alone (an open brief
+    to every studio). A request naming only other studios' titles is not theirs to see."""
     stmt = select(LicenseRequest)
     if viewer.is_operator:
         return stmt
@@ -42,7 +47,17 @@ def visible_requests(viewer: Principal) -> Select[LicenseRequest]:
     offered = exists().where(
         Offer.request_id == LicenseRequest.id, Offer.studio_id == viewer.organization_id
     )
-    return stmt.where(or_(LicenseRequest.status == "open", offered))
+    names_ours = exists().where(
+        RequestStudio.request_id == LicenseRequest.id,
+        RequestStudio.studio_id == viewer.organization_id,
+    )
+    # No link and no title named: criteria alone. (A request whose titles were all deleted
+    # before its links were written names titles and has no link: it reaches no studio.)
+    brief = and_(
+        ~exists().where(RequestStudio.request_id == LicenseRequest.id),
+        func.json_array_length(LicenseRequest.title_ids) == 0,
+    )
+    return stmt.where(or_(and_(LicenseRequest.status == "open", or_(names_ours, brief)), offered))
 
 
 def get_request(session: Session, viewer: Principal, request_id: str) -> LicenseRequest:
@@ -110,6 +125,10 @@ def create_request(session: Session, viewer: Principal, data: dict[str, Any]) ->
     )
     session.add(request)
     session.flush()
+    if title_ids:
+        studios = session.scalars(select(Title.studio_id).where(Title.id.in_(title_ids)).distinct())
+        session.add_all(RequestStudio(request_id=request.id, studio_id=s) for s in studios)
+        session.flush()
     record_event(
         session,
         viewer,
@@ -187,15 +206,23 @@ def side_of(viewer: Principal) -> str | None:
 
 
 def _clear_or_refuse(
-    session: Session, studio_id: str, terms: dict[str, Any], checks: Sequence[ClearanceCheck]
+    session: Session,
+    viewer: Principal,
+    studio_id: str,
+    terms: dict[str, Any],
+    checks: Sequence[ClearanceCheck],
 ) -> None:
-    """Refuse (422 not_cleared) unless rights, consents, assets and exclusivity allow the terms."""
+    """Refuse (422 not_cleared) unless rights, consents, assets and exclusivity allow the terms.
+
+    The check runs with the offering studio's rights; its reasons are worded for `viewer`, so a
+    developer reads exactly what `POST /clearance` tells it about the same titles."""
     studio_view = Principal(
         user_id="clearance", organization_id=studio_id, kind="studio", role="owner"
     )
     result = check_clearance(
         session,
-        studio_view,
+        viewer,
+        on_behalf_of=studio_view,
         title_ids=terms["title_ids"],
         uses=terms["uses"],
         territories=terms["territories"],
@@ -222,17 +249,50 @@ def _price(session: Session, terms: dict[str, Any]) -> tuple[int, float]:
     return amount, seconds
 
 
+def _nameable_titles(
+    session: Session, viewer: Principal, request_id: str, studio_id: str, title_ids: list[str]
+) -> set[str]:
+    """The titles of `title_ids` that `viewer` may put in an offer of `studio_id`.
+
+    The studio and operators: the studio's own titles. A developer: only titles it already
+    knows to be the studio's, its `listed` titles and those the studio has offered on this
+    request; any other id (anonymized or private, of this studio or another, or no title at
+    all) gets one and the same refusal, so countering never tells who owns a title."""
+    owned = select(Title.id).where(Title.id.in_(title_ids), Title.studio_id == studio_id)
+    if not viewer.is_developer:
+        return set(session.scalars(owned))
+    offered = {
+        title_id
+        for ids in session.scalars(
+            select(Offer.title_ids).where(
+                Offer.request_id == request_id, Offer.studio_id == studio_id
+            )
+        )
+        for title_id in ids
+    }
+    listed = set(session.scalars(owned.where(Title.visibility == "listed")))
+    return (offered | listed) & set(title_ids)
+
+
 def _offer_terms(
-    session: Session, data: dict[str, Any], studio_id: str, now: datetime
+    session: Session,
+    viewer: Principal,
+    data: dict[str, Any],
+    request_id: str,
+    studio_id: str,
+    now: datetime,
 ) -> dict[str, Any]:
     terms = _terms({**data, "currency": data["pricing"]["currency"]})
     title_ids = sorted(set(terms["title_ids"]))
-    owned = set(
-        session.scalars(
-            select(Title.id).where(Title.id.in_(title_ids), Title.studio_id == studio_id)
-        )
-    )
-    if missing := [t for t in title_ids if t not in owned]:
+    nameable = _nameable_titles(session, viewer, request_id, studio_id, title_ids)
+    if missing := [t for t in title_ids if t not in nameable]:
+        if viewer.is_developer:
+            raise ValidationFailed(
+                "a counter-offer may name the studio's listed titles and those it has offered",
+                errors={
+                    "title_ids": [f"Not a title this studio offers you: {t}." for t in missing]
+                },
+            )
         raise ValidationFailed(
             "an offer may only name the offering studio's own titles",
             errors={"title_ids": [f"Not a title of this studio: {t}." for t in missing]},
@@ -257,7 +317,7 @@ def _new_offer(
     previous: Offer | None,
     checks: Sequence[ClearanceCheck],
 ) -> Offer:
-    _clear_or_refuse(session, studio_id, terms, checks)
+    _clear_or_refuse(session, viewer, studio_id, terms, checks)
     total, seconds = _price(session, terms)
     # A deal one payment cannot collect is never made (a per-hour or per-GB price multiplies).
     check_chargeable(total, field="pricing.amount_cents", what="the offer's total")
@@ -337,7 +397,7 @@ def create_offer(
         studio_id = viewer.organization_id
     if request.status != "open":
         raise InvalidState("the request is closed")
-    terms = _offer_terms(session, data, studio_id, now)
+    terms = _offer_terms(session, viewer, data, request.id, studio_id, now)
     return _new_offer(
         session,
         viewer,
@@ -408,7 +468,7 @@ def counter_offer(
         "expires_at": data.get("expires_at"),
         "message": data.get("message"),
     }
-    terms = _offer_terms(session, merged, offer.studio_id, now)
+    terms = _offer_terms(session, viewer, merged, request.id, offer.studio_id, now)
     _transition(session, offer, "countered", now)
     return _new_offer(
         session,
@@ -445,7 +505,7 @@ def accept_offer(
         "end": offer.end,
         "exclusive": offer.exclusive,
     }
-    _clear_or_refuse(session, offer.studio_id, terms, checks)
+    _clear_or_refuse(session, viewer, offer.studio_id, terms, checks)
     _transition(session, offer, "accepted", now)
     request = session.get(LicenseRequest, offer.request_id)
     assert request is not None  # noqa: S101 - foreign key

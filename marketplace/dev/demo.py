@@ -58,7 +58,19 @@ def seed_demo_accounts(session: Session, *, secret_key: str) -> list[SeededAccou
     """Create the demo organizations, users and keys unless they exist; return their keys."""
     seeded = []
     for account in DEMO_ACCOUNTS:
-        user = session.scalars(select(User).where(User.email == account.email)).one_or_none()
+        # An address may belong to several organizations: the demo account is the one in its
+        # own demo organization.
+        user = session.scalars(
+            select(User)
+            .join(Organization, Organization.id == User.organization_id)
+            .where(
+                User.email == account.email,
+                Organization.kind == account.kind,
+                Organization.name == account.org_name,
+            )
+            .order_by(User.id)
+            .limit(1)
+        ).first()
         if user is None:
             org = Organization(name=account.org_name, kind=account.kind)
             session.add(org)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Connection
+
+from tests.disclosure import by_appearance, normalized, scenario
 from tests.helpers import problem
 from tests.world import World
 
@@ -187,15 +190,43 @@ class TestUsers:
         )
         assert response.status_code == 201
 
-    def test_duplicate_email_is_409(self, client: Any, world: World) -> None:
+    def test_an_email_already_in_the_organization_is_409(self, client: Any, world: World) -> None:
         a = world["studio_a"]
         body = problem(
             client.post(
                 f"/api/v1/organizations/{a.org_id}/users",
-                json={"email": "owner@studio-b.test"},
+                json={"email": "Member@Studio-A.test"},
                 headers=a.headers,
             ),
             409,
             "conflict",
         )
         assert "email" in body["errors"]
+
+    def test_an_email_of_another_organization_answers_as_a_fresh_one(
+        self, client: Any, connection: Connection, world: World
+    ) -> None:
+        """Adding a user tells an owner nothing about other organizations' addresses."""
+        a = world["studio_a"]
+        answers = {}
+        for email in ("fresh@example.test", "owner@studio-b.test", "Owner@Studio-B.TEST"):
+            with scenario(connection):
+                response = client.post(
+                    f"/api/v1/organizations/{a.org_id}/users",
+                    json={"email": email, "role": "member"},
+                    headers=a.headers,
+                )
+                body = response.get_json()
+                assert response.status_code == 201, body
+                assert body["user"]["email"] == email.lower()
+                key = body.pop("api_key")
+                me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {key}"})
+                assert me.get_json()["organization"]["id"] == a.org_id
+                body["user"]["email"] = "<email>"
+                answers[email] = normalized(response) | {"body": by_appearance(body)}
+        reference = answers.pop("fresh@example.test")
+        for email, answer in answers.items():
+            assert answer == reference, email
+        # The address's first user is untouched: its key still answers for studio B.
+        me = client.get("/api/v1/me", headers=world["studio_b"].headers).get_json()
+        assert me["user"]["email"] == "owner@studio-b.test"

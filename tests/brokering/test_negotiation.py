@@ -214,11 +214,12 @@ class TestRefusals:
     ) -> None:
         title = cleared_title(session, world["studio_b"].org_id)
         session.commit()
+        # A brief by criteria alone reaches studio A too (one naming B's title would be a 404).
         request = post(
             client,
             "/api/v1/license-requests",
             world["developer_x"].headers,
-            request_body([title.id]),
+            request_body([], criteria={"genres": ["drama"]}),
         )
         body = problem(
             client.post(
@@ -338,10 +339,11 @@ class TestMessages:
     def test_each_studio_reads_only_its_own_thread(
         self, client: Any, session: Session, world: World
     ) -> None:
-        title = cleared_title(session, world["studio_a"].org_id)
+        a = cleared_title(session, world["studio_a"].org_id)
+        b = cleared_title(session, world["studio_b"].org_id)
         session.commit()
         dev = world["developer_x"]
-        request = post(client, "/api/v1/license-requests", dev.headers, request_body([title.id]))
+        request = post(client, "/api/v1/license-requests", dev.headers, request_body([a.id, b.id]))
         path = f"/api/v1/license-requests/{request['id']}/messages"
         post(client, path, world["studio_a"].headers, {"body": "from A"})
         post(client, path, world["studio_b"].headers, {"body": "from B"})
