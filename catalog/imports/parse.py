@@ -411,7 +411,8 @@ def _read_jsonl(stream: IO[bytes]) -> Iterator[ReadRow]:
             fields = loads(line)
         except orjson.JSONDecodeError:
             fields = None
-        if fields.__class__ is dict and not _wide_integer(fields):
+        # A NUL (escaped: JSON holds it no other way) is refused by the json module's reading.
+        if fields.__class__ is dict and not _wide_integer(fields) and b"\\u0000" not in line:
             yield row, fields, []
             continue
         read = _read_line(row, line)

@@ -8,6 +8,7 @@ from typing import Any
 import flask
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask_smorest import Api as SmorestApi
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
@@ -28,8 +29,22 @@ class ProblemSchema(ma.Schema):
     errors = ma.fields.Raw(metadata={"description": "Per-field messages, or per-item reasons"})
 
 
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+# What any operation may answer besides its own responses, by the request lifecycle
+# (marketplace.core.web): documented on every operation so a client knows them.
+_LIFECYCLE_ERRORS = {
+    "400": "BAD_REQUEST",  # malformed JSON, a bad query parameter, a body past the JSON bounds
+    "401": "UNAUTHORIZED",  # no key, an unknown or revoked one (`unauthenticated`)
+    "429": "TOO_MANY_REQUESTS",  # over the key's rate limit (`rate_limited`)
+    "503": "SERVICE_UNAVAILABLE",  # database_busy / database_unavailable, with Retry-After
+}
+
+
 class Api(SmorestApi):
-    """The one override point for errors: every HTTP error becomes problem+json."""
+    """The one override point for errors: every HTTP error becomes problem+json, and the
+    OpenAPI document says so: every error response is `application/problem+json` with the
+    Problem schema, and every operation lists the lifecycle's errors."""
 
     ERROR_SCHEMA = ProblemSchema
 
@@ -37,6 +52,54 @@ class Api(SmorestApi):
         from marketplace.core.web import render_http_exception
 
         return render_http_exception(error)
+
+    def _register_responses(self) -> None:
+        from http import HTTPStatus
+
+        from flask_smorest.utils import prepare_response
+
+        for status in HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            content_type = self.DEFAULT_RESPONSE_CONTENT_TYPE
+            if status >= 400:
+                response["schema"] = self.ERROR_SCHEMA
+                content_type = PROBLEM_CONTENT_TYPE
+            prepare_response(response, self.spec, content_type)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "Any other error", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, PROBLEM_CONTENT_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        extra = [*(kwargs.pop("extra_plugins", None) or ()), _ErrorResponses()]
+        super()._init_spec(extra_plugins=extra, **kwargs)
+
+
+class _ErrorResponses(BasePlugin):
+    """Every error response of every operation as application/problem+json, and the errors
+    the request lifecycle may give on any operation (404 where the path names an object)."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        from marketplace.core.web import is_public_path
+
+        public = path is not None and is_public_path(path.split("{")[0].rstrip("/") or path)
+        for operation in (operations or {}).values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            for status, response in responses.items():
+                if str(status).startswith(("4", "5")) and isinstance(response, dict):
+                    content = response.get("content")
+                    if content and "application/json" in content:
+                        content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+            for status, name in _LIFECYCLE_ERRORS.items():
+                if status == "401" and public:
+                    continue
+                responses.setdefault(status, name)
+            if path is not None and "{" in path:
+                responses.setdefault("404", "NOT_FOUND")
 
 
 class JSONBodyParser(FlaskParser):

@@ -11,7 +11,8 @@ the document, any of:
 - an integer of more than MAX_INTEGER_DIGITS digits (a field's own range check then refuses
   any value its column cannot hold: far fewer digits);
 - with `finite=True`, NaN, Infinity and numbers too large for a double;
-- a lone surrogate (U+D800 to U+DFFF) in a string or a member name.
+- a lone surrogate (U+D800 to U+DFFF) in a string or a member name;
+- a NUL character (U+0000) in a string or a member name: PostgreSQL's text cannot hold it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,9 @@ MAX_INTEGER_DIGITS = 100
 
 # A JSON escape of a UTF-16 surrogate, paired or not: the only way one gets into a str decoded
 # from UTF-8 bytes (a UTF-8 decoder refuses an encoded surrogate).
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# The same for NUL, which JSON can only carry escaped.
+_SURROGATE_ESCAPE = re.compile(r"\\u(?:[dD][89a-fA-F]|0000)")
+_SURROGATE = re.compile("[\ud800-\udfff\x00]")
 
 Path = tuple[str | int, ...]
 
@@ -134,5 +136,7 @@ def _walk(value: Any, path: Path, depth: int, strings: bool) -> None:
 def _surrogate_message(text: str) -> str:
     found = _SURROGATE.search(text)
     code = ord(found.group()) if found else 0xD800
+    if code == 0:
+        return "holds a NUL character (\\u0000), which cannot be stored"
     # Escaped: the message itself must be UTF-8 text, whatever the input held.
     return f"holds a lone surrogate (\\u{code:04x}), which is not Unicode text"
