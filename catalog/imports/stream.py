@@ -2,11 +2,17 @@
 
 Checking a file is Python's work and writing it is the server's: one after the other, each
 waits for the other. So the records that are certainly new — a title or talent the studio does
-not have, an asset, grant or consent of a kind the studio has none of, a credit of a new
-title — are written as soon as they pass their own checks, once what they name is written too:
-batches of rows go to a thread that COPYs them into the tables, parents first, while the check
-reads on. The rest (records that may already exist, and those naming a title or talent further
-down the file) go to the spill for the second pass (`catalog.imports.apply`), as before.
+not have, an asset, grant or consent whose external id the studio does not use (`KeyFilter`),
+a credit of a new title — are written as soon as they pass their own checks, once what they name
+is written too: batches of rows go to a thread that COPYs them into the tables, parents first,
+while the check reads on. The rest (records that may already exist, and those naming a title or
+talent further down the file) go to the spill for the second pass (`catalog.imports.apply`).
+
+Whether a record may exist is asked of its own key. It used to be asked of its type: a studio
+holding one asset made through the API sent every asset of its next import to the second pass,
+whose lookups by external id PostgreSQL then planned from statistics of a studio of one asset,
+reading for each batch every asset written before it: a time growing with the square of the
+file (issue 16).
 
 It all happens inside a savepoint. If the check then finds a bad row, the savepoint is rolled
 back and the import writes nothing but its report. A key the file repeats makes a COPY fail
@@ -16,11 +22,12 @@ with the savepoint. A COPY that fails on a clean file can only be a concurrent w
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from catalog.imports.apply import (
@@ -50,10 +57,15 @@ from catalog.models import (
     TitleGenre,
 )
 
-__all__ = ["BATCH_ROWS", "Stream"]
+__all__ = ["BATCH_ROWS", "KeyFilter", "Stream", "existing_keys"]
 
 # Rows of a table sent in one go: large enough that a COPY's round trip is small beside it.
 BATCH_ROWS = 5000
+# A KeyFilter holds this many keys exactly, and more in a Bloom filter of this many bits a key.
+EXACT_KEYS = 100_000
+FILTER_BITS_PER_KEY = 32
+# External ids read from the server at a time when a KeyFilter is built.
+_READ_ROWS = 20_000
 
 
 def _table(model: type[Any]) -> Table:
@@ -73,6 +85,58 @@ _TABLES: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+class KeyFilter:
+    """The external ids a studio already uses for one record type, held compactly.
+
+    `key in filter` is False for a key that is certainly not among them, and True for one that
+    is, or (rarely) for a new key taken for one of them; such a record just goes to the second
+    pass, which looks it up. Up to `EXACT_KEYS` keys, a set of their 64-bit hashes (a new key is
+    taken for a known one once in billions); past that a Bloom filter of 32 bits a key with two
+    probes (4 MB for a million keys, where the set would take 100 MB; a new key is taken for a
+    known one once in 270 at most).
+    """
+
+    __slots__ = ("_bits", "_exact", "_mask", "count")
+
+    def __init__(self, keys: Iterable[str]) -> None:
+        hashes = array("q", map(hash, keys))
+        self.count = len(hashes)
+        self._exact: frozenset[int] | None = None
+        if self.count <= EXACT_KEYS:
+            self._exact = frozenset(hashes)
+            self._bits, self._mask = bytearray(), 0
+            return
+        size = 64
+        while size < self.count * FILTER_BITS_PER_KEY:
+            size *= 2
+        mask = self._mask = size - 1
+        bits = self._bits = bytearray(size // 8)
+        for digest in hashes:
+            for probe in (digest & mask, (digest >> 32) & mask):
+                bits[probe >> 3] |= 1 << (probe & 7)
+
+    def __contains__(self, key: object) -> bool:
+        digest = hash(key)
+        if self._exact is not None:
+            return digest in self._exact
+        mask, bits = self._mask, self._bits
+        first, second = digest & mask, (digest >> 32) & mask
+        return bool(bits[first >> 3] >> (first & 7) & 1 and bits[second >> 3] >> (second & 7) & 1)
+
+
+def existing_keys(session: Session, studio_id: str) -> dict[str, KeyFilter]:
+    """The studio's asset, rights grant and consent external ids, as `KeyFilter`s by type."""
+    filters = {}
+    for kind, model in (("asset", Asset), ("rights", RightsGrant), ("consent", Consent)):
+        stmt = (
+            select(model.external_id)
+            .where(model.studio_id == studio_id, model.external_id.is_not(None))
+            .execution_options(yield_per=_READ_ROWS)
+        )
+        filters[kind] = KeyFilter(session.scalars(stmt))
+    return filters
+
+
 class Stream:
     """Write one file's new records while it is checked, inside a savepoint (PostgreSQL only).
 
@@ -82,6 +146,7 @@ class Stream:
 
     def __init__(self, session: Session, studio_id: str, check: Check, now: datetime) -> None:
         self._has = kinds_in_catalog(session, studio_id)
+        self._known = existing_keys(session, studio_id)
         self._savepoint = session.begin_nested()
         connection = session.connection()  # emits the SAVEPOINT
         self.rows = NewRows(studio_id, check, stored_now(connection, now))
@@ -138,13 +203,13 @@ class Stream:
         return True
 
     def _asset_record(self, record: Record) -> bool:
-        if self._has["asset"] or not self._title_ready(record[2]):
+        if record[1] in self._known["asset"] or not self._title_ready(record[2]):
             return False
         self._add("assets", self.rows.asset(record))
         return True
 
     def _rights_record(self, record: Record) -> bool:
-        if self._has["rights"] or not self._title_ready(record[2]):
+        if record[1] in self._known["rights"] or not self._title_ready(record[2]):
             return False
         grant, terms = self.rows.grant(record)
         self._add("rights_grants", grant)
@@ -153,7 +218,7 @@ class Stream:
         return True
 
     def _consent_record(self, record: Record) -> bool:
-        if self._has["consent"] or not self._talent_ready(record[2]):
+        if record[1] in self._known["consent"] or not self._talent_ready(record[2]):
             return False
         self._add("consents", self.rows.consent(record))
         return True
