@@ -2,11 +2,12 @@
 
 Checking a file is Python's work and writing it is the server's: one after the other, each
 waits for the other. So the records that are certainly new — a title or talent the studio does
-not have, an asset, grant or consent whose external id the studio does not use (`KeyFilter`),
-a credit of a new title — are written as soon as they pass their own checks, once what they name
-is written too: batches of rows go to a thread that COPYs them into the tables, parents first,
-while the check reads on. The rest (records that may already exist, and those naming a title or
-talent further down the file) go to the spill for the second pass (`catalog.imports.apply`).
+not have, an asset, grant or consent whose external id the studio does not use
+(`catalog.imports.check.KeyFilter`), a credit of a new title — are written as soon as they pass
+their own checks, once what they name is written too: batches of rows go to a thread that COPYs
+them into the tables, parents first, while the check reads on. The rest (records that may
+already exist, and those naming a title or talent further down the file) go to the spill for
+the second pass (`catalog.imports.apply`).
 
 Whether a record may exist is asked of its own key. It used to be asked of its type: a studio
 holding one asset made through the API sent every asset of its next import to the second pass,
@@ -22,12 +23,11 @@ with the savepoint. A COPY that fails on a clean file can only be a concurrent w
 
 from __future__ import annotations
 
-from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, literal_column, select
+from sqlalchemy import Table
 from sqlalchemy.orm import Session
 
 from catalog.imports.apply import (
@@ -57,13 +57,10 @@ from catalog.models import (
     TitleGenre,
 )
 
-__all__ = ["BATCH_ROWS", "KeyFilter", "Stream", "existing_keys"]
+__all__ = ["BATCH_ROWS", "Stream"]
 
 # Rows of a table sent in one go: large enough that a COPY's round trip is small beside it.
 BATCH_ROWS = 5000
-# A KeyFilter holds this many keys exactly, and more in a Bloom filter of this many bits a key.
-EXACT_KEYS = 100_000
-FILTER_BITS_PER_KEY = 64
 
 
 def _table(model: type[Any]) -> Table:
@@ -83,73 +80,6 @@ _TABLES: dict[str, tuple[Table, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-class KeyFilter:
-    """The external ids a studio already uses for one record type, held compactly.
-
-    `key in filter` is False for a key that is certainly not among them, and True for one that
-    is, or (rarely) for a new key taken for one of them; such a record just goes to the second
-    pass, which looks it up. Up to `EXACT_KEYS` keys, a set of their 64-bit hashes (a new key is
-    taken for a known one once in billions); past that a Bloom filter of one probe into 64 to 128
-    bits a key (16 MB for 2 million keys, where the set would take 120 MB, and half the time to
-    build; a new key is taken for a known one once in 64 at most).
-    """
-
-    __slots__ = ("_bits", "_exact", "_mask", "count")
-
-    def __init__(self, hashes: array[int]) -> None:
-        """Hold the keys whose `hash()` values are `hashes`."""
-        self.count = len(hashes)
-        self._exact: frozenset[int] | None = None
-        self._bits, self._mask = bytearray(), 0
-        if self.count <= EXACT_KEYS:
-            self._exact = frozenset(hashes)
-            return
-        size = 64
-        while size < self.count * FILTER_BITS_PER_KEY:
-            size *= 2
-        bits = self._bits = bytearray(size // 8)
-        mask = self._mask = size // 8 - 1
-        # Bits 0-2 of the hash pick the bit, bits 3 and up the byte.
-        for digest in hashes:
-            bits[(digest >> 3) & mask] |= 1 << (digest & 7)
-
-    @classmethod
-    def of(cls, keys: Iterable[str]) -> KeyFilter:
-        return cls(array("q", map(hash, keys)))
-
-    def __contains__(self, key: object) -> bool:
-        digest = hash(key)
-        if self._exact is not None:
-            return digest in self._exact
-        return bool(self._bits[(digest >> 3) & self._mask] >> (digest & 7) & 1)
-
-
-# A KeyFilter's keys come in this many rows (so none is large, however many keys there are).
-_KEY_ROWS = 64
-
-
-def existing_keys(session: Session, studio_id: str) -> dict[str, KeyFilter]:
-    """The studio's asset, rights grant and consent external ids, as `KeyFilter`s by type.
-
-    They come joined by newlines, thousands in a row, which Python splits and hashes in a call
-    or two: a row (or an array element) for each key costs twice the time. A key holding a
-    newline comes out in pieces, which can only make a new key taken for a known one (a key in
-    an import file has no control characters), never the other way round.
-    """
-    filters = {}
-    for kind, model in (("asset", Asset), ("rights", RightsGrant), ("consent", Consent)):
-        stmt = (
-            select(func.string_agg(model.external_id, literal_column("E'\\n'")))
-            .where(model.studio_id == studio_id, model.external_id.is_not(None))
-            .group_by(func.hashtext(model.id).op("&")(_KEY_ROWS - 1))
-        )
-        hashes = array("q")
-        for joined in session.scalars(stmt):
-            hashes.extend(map(hash, joined.split("\n")))
-        filters[kind] = KeyFilter(hashes)
-    return filters
-
-
 class Stream:
     """Write one file's new records while it is checked, inside a savepoint (PostgreSQL only).
 
@@ -159,7 +89,6 @@ class Stream:
 
     def __init__(self, session: Session, studio_id: str, check: Check, now: datetime) -> None:
         self._has = kinds_in_catalog(session, studio_id)
-        self._known = existing_keys(session, studio_id)
         self._savepoint = session.begin_nested()
         connection = session.connection()  # emits the SAVEPOINT
         self.rows = NewRows(studio_id, check, stored_now(connection, now))
@@ -216,13 +145,13 @@ class Stream:
         return True
 
     def _asset_record(self, record: Record) -> bool:
-        if record[1] in self._known["asset"] or not self._title_ready(record[2]):
+        if record[1] in self._check.existing_keys["asset"] or not self._title_ready(record[2]):
             return False
         self._add("assets", self.rows.asset(record))
         return True
 
     def _rights_record(self, record: Record) -> bool:
-        if record[1] in self._known["rights"] or not self._title_ready(record[2]):
+        if record[1] in self._check.existing_keys["rights"] or not self._title_ready(record[2]):
             return False
         grant, terms = self.rows.grant(record)
         self._add("rights_grants", grant)
@@ -231,7 +160,7 @@ class Stream:
         return True
 
     def _consent_record(self, record: Record) -> bool:
-        if record[1] in self._known["consent"] or not self._talent_ready(record[2]):
+        if record[1] in self._check.existing_keys["consent"] or not self._talent_ready(record[2]):
             return False
         self._add("consents", self.rows.consent(record))
         return True

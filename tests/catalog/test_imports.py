@@ -160,6 +160,31 @@ def run_import(session: Session, world: World, name: str, content: bytes, **kw: 
     return import_catalog(session, principal_of(world, name), io.BytesIO(content), **kw)
 
 
+def give_a_catalog(session: Session, world: World, name: str) -> None:
+    """Give a studio records of every type made through the services, and a previous import."""
+    studio = principal_of(world, name)
+    made = create_title(session, studio, external_id="api-f", kind="film", name="Made")
+    storage = InMemoryStorage("b")
+    video = register_asset(
+        session, studio, made.id, kind="video", byte_size=4,
+        sha256=hashlib.sha256(b"abcd").hexdigest(), external_id="api\\v",
+    )  # fmt: skip
+    storage.put_bytes(video.storage_key, b"abcd")
+    complete_asset(session, studio, video.id, storage=storage)
+    create_grant(
+        session, studio, made.id, territories=["US"], start=date(2026, 1, 1),
+        end=date(2027, 1, 1), permitted_uses=["train"], external_id="api-r",
+    )  # fmt: skip
+    person = create_talent(session, studio, name="Made Person", external_id="api-p")
+    add_consent(
+        session, studio, person.id, attributes=["voice"], permitted_uses=["train"],
+        territories=["US"], start=date(2026, 1, 1), end=date(2027, 1, 1), external_id="api-c",
+    )  # fmt: skip
+    previous = io.StringIO()
+    write_jsonl(generate_catalog(3, seed=4), previous)
+    assert run_import(session, world, name, previous.getvalue().encode()).status == "succeeded"
+
+
 def count(session: Session, model: Any, **where: Any) -> int:
     stmt = select(func.count()).select_from(model).filter_by(**where)
     return int(session.scalar(stmt) or 0)
@@ -735,6 +760,34 @@ class TestUpdates:
         assert job.summary["results"]["title"] == {"created": 0, "updated": 1, "unchanged": 0}
         assert session.scalars(select(Title.id)).all() == [made.id]
 
+    def test_a_studio_with_a_catalog_looks_up_nothing_for_new_records(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        # Issue 16: the lookups of the second pass depended on the studio having any record of
+        # a type, not on the file's keys; on PostgreSQL all new records then also left the fast
+        # path (TestStreamingWrites).
+        import catalog.imports.apply
+        import catalog.imports.check
+
+        monkeypatch.setattr(catalog.imports.check, "SPILL_BATCH", 7)  # several batches
+        content = io.StringIO()
+        write_jsonl(generate_catalog(25, seed=3), content)
+        statements: list[str] = []
+        execute = catalog.imports.apply.Apply._execute
+
+        def counted(self: Any, stmt: Any) -> Any:
+            statements.append(str(stmt).split(" WHERE")[0])
+            return execute(self, stmt)
+
+        monkeypatch.setattr(catalog.imports.apply.Apply, "_execute", counted)
+        empty = run_import(session, world, "studio_b", content.getvalue().encode())
+        into_empty = list(statements)
+        give_a_catalog(session, world, "studio_a")
+        statements.clear()
+        job = run_import(session, world, "studio_a", content.getvalue().encode())
+        assert job.summary == empty.summary
+        assert statements == into_empty
+
     def test_imported_rows_are_stored_as_the_services_store_them(
         self, session: Session, world: World
     ) -> None:
@@ -1032,31 +1085,7 @@ class TestStreamingWrites:
 
         content = io.StringIO()
         write_jsonl(generate_catalog(25, seed=3), content)
-        studio = principal_of(world, "studio_a")
-        made = create_title(session, studio, external_id="api-f", kind="film", name="Made")
-        storage = InMemoryStorage("b")
-        video = register_asset(
-            session, studio, made.id, kind="video", byte_size=4,
-            sha256=hashlib.sha256(b"abcd").hexdigest(), external_id="api\\v",
-        )  # fmt: skip
-        storage.put_bytes(video.storage_key, b"abcd")
-        complete_asset(session, studio, video.id, storage=storage)
-        create_grant(
-            session, studio, made.id, territories=["US"], start=date(2026, 1, 1),
-            end=date(2027, 1, 1), permitted_uses=["train"], external_id="api-r",
-        )  # fmt: skip
-        person = create_talent(session, studio, name="Made Person", external_id="api-p")
-        add_consent(
-            session, studio, person.id, attributes=["voice"], permitted_uses=["train"],
-            territories=["US"], start=date(2026, 1, 1), end=date(2027, 1, 1),
-            external_id="api-c",
-        )  # fmt: skip
-        # A previous import too, of other records.
-        other = io.StringIO()
-        write_jsonl(generate_catalog(3, seed=4), other)
-        assert run_import(session, world, "studio_a", other.getvalue().encode()).status == (
-            "succeeded"
-        )
+        give_a_catalog(session, world, "studio_a")
         second_pass: list[tuple[str, int]] = []
         lookup = catalog.imports.apply.Apply._stored_by_external_id
 
@@ -1284,11 +1313,11 @@ class TestKeyFilter:
     def test_a_known_key_is_always_found_and_a_new_one_rarely(
         self, monkeypatch: Any, exact: bool
     ) -> None:
-        import catalog.imports.stream
-        from catalog.imports.stream import KeyFilter
+        import catalog.imports.check
+        from catalog.imports.check import KeyFilter
 
         if not exact:
-            monkeypatch.setattr(catalog.imports.stream, "EXACT_KEYS", 0)  # the Bloom filter
+            monkeypatch.setattr(catalog.imports.check, "EXACT_KEYS", 0)  # the Bloom filter
         known = [f"s7-t{i:07d}-a{i % 10:02d}" for i in range(50_000)]
         keys = KeyFilter.of(known)
         assert keys.count == len(known)
