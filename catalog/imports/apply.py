@@ -5,8 +5,9 @@ Rows are the ones the services write (ids as `new_id` makes them, `root_id`, `ti
 written in bulk: PostgreSQL takes new rows through COPY, SQLite through multi-row INSERTs. A
 record that already exists (same studio and external id; a credit by title, talent and role) is
 compared with what is stored: unchanged ones are not written again, changed ones are updated in
-place. When the studio has no rows of a kind yet, the lookups are skipped, and a batch of assets
-or credits that are all new (most of a first import) is built and written column by column.
+place. Only the keys the studio may have are looked up (`Check.existing_keys`; a credit, of a
+title it had), and a batch of assets or credits that are all new (most of a first import, or of
+a new season) is built and written column by column.
 
 On PostgreSQL most new records of a first import never reach this pass: `catalog.imports.stream`
 writes them while the file is being checked, and this pass writes the rest (`NewRows` builds
@@ -576,11 +577,14 @@ class Apply:
         self, kind: str, table: Table, fields: Sequence[str], batch: list[Record]
     ) -> dict[Any, Any]:
         """Map the batch's external ids to (id, *fields) of the studio's stored rows."""
-        if not self._has[kind]:
+        # Only the keys the studio may have: none, in a batch of new records.
+        known = self.check.existing_keys.get(kind)
+        keys = [r[1] for r in batch if known is None or r[1] in known]
+        if not keys:
             return {}
         found: dict[Any, Any] = {}
         cols = [table.c.id, *(table.c[name] for name in fields)]
-        for chunk in _chunks([r[1] for r in batch]):
+        for chunk in _chunks(keys):
             stmt = select(table.c.external_id, *cols).where(
                 table.c.studio_id == self.studio_id, table.c.external_id.in_(chunk)
             )
@@ -614,8 +618,10 @@ class Apply:
 
     def _credits(self, batch: list[Record]) -> None:
         tally = self._tally("credit")
-        if not self._has["credit"]:
-            # All new, as on a first import: built and written column by column.
+        existing = self.check.existing_titles
+        if not self._has["credit"] or not any(r[1] in existing for r in batch):
+            # All new, as on a first import (only a title the studio had can have credits):
+            # built and written column by column.
             self.writer.insert_columns(_CREDITS, CREDIT_COLUMNS, self.make.credit_columns(batch))
             tally.created += len(batch)
             return
@@ -624,7 +630,7 @@ class Apply:
             for _, title, talent, role in batch
         ]
         stored: set[tuple[str, str, str]] = set()
-        title_ids = sorted({credit[0] for credit in resolved})
+        title_ids = sorted({self.title_ids[r[1]] for r in batch if r[1] in existing})
         for chunk in _chunks(title_ids):
             stmt = select(_CREDITS.c.title_id, _CREDITS.c.talent_id, _CREDITS.c.role).where(
                 _CREDITS.c.title_id.in_(chunk)

@@ -37,22 +37,23 @@ import io
 import shutil
 import sqlite3
 import tempfile
+from array import array
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import psycopg
-from sqlalchemy import Select, false, select, text
+from sqlalchemy import Select, false, func, literal_column, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog.access import acting_studio
 from catalog.imports.apply import ANALYZE_AFTER_ROWS, Apply
-from catalog.imports.check import Check, ExistingTitle, Spill
+from catalog.imports.check import Check, ExistingTitle, KeyFilter, Spill
 from catalog.imports.parse import ReadRow, detect_format, read_records
 from catalog.imports.stream import Stream
-from catalog.models import ImportJob, Talent, Title
+from catalog.models import Asset, Consent, ImportJob, RightsGrant, Talent, Title
 from catalog.rights import refresh_title_coverage
 from catalog.search.index import settle_title_index
 from marketplace.accounts.models import Organization
@@ -67,6 +68,8 @@ __all__ = ["ImportProgress", "get_import", "import_catalog", "visible_imports"]
 ImportProgress = Callable[[str, int, int], None]
 
 _READ_CHUNK = 1024 * 1024
+# A KeyFilter's keys come in this many rows (so none is large, however many keys there are).
+_KEY_ROWS = 64
 
 
 class _Tap(io.RawIOBase):
@@ -165,6 +168,7 @@ def import_catalog(
         check = Check(
             existing_titles=_existing_titles(session, studio),
             existing_talent=_existing_talent(session, studio),
+            existing_keys=_existing_keys(session, studio),
             spill=Spill(Path(workdir)),
         )
         digest = hashlib.sha256()
@@ -315,6 +319,31 @@ def _existing_titles(session: Session, studio: str) -> dict[str, ExistingTitle]:
         external_id: ExistingTitle(title_id, kind, parent_id, root_id)
         for external_id, title_id, kind, parent_id, root_id in session.execute(stmt)
     }
+
+
+def _existing_keys(session: Session, studio_id: str) -> dict[str, KeyFilter]:
+    """The studio's asset, rights grant and consent external ids, as `KeyFilter`s by type.
+
+    They come joined by newlines, thousands in a row, which Python splits and hashes in a call
+    or two: a row (or an array element) for each key costs twice the time. A key holding a
+    newline comes out in pieces, which can only make a new key taken for a known one (a key in
+    an import file has no control characters), never the other way round.
+    """
+    postgres = session.connection().dialect.name == "postgresql"
+    filters = {}
+    for kind, model in (("asset", Asset), ("rights", RightsGrant), ("consent", Consent)):
+        # Any spread of the rows into groups will do: a hash of the id, or SQLite's rowid.
+        part = func.hashtext(model.id) if postgres else literal_column("rowid")
+        stmt = (
+            select(func.aggregate_strings(model.external_id, "\n"))
+            .where(model.studio_id == studio_id, model.external_id.is_not(None))
+            .group_by(part.op("&")(_KEY_ROWS - 1))
+        )
+        hashes = array("q")
+        for joined in session.scalars(stmt):
+            hashes.extend(map(hash, joined.split("\n")))
+        filters[kind] = KeyFilter(hashes)
+    return filters
 
 
 def _existing_talent(session: Session, studio: str) -> dict[str, str]:

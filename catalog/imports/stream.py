@@ -2,11 +2,18 @@
 
 Checking a file is Python's work and writing it is the server's: one after the other, each
 waits for the other. So the records that are certainly new — a title or talent the studio does
-not have, an asset, grant or consent of a kind the studio has none of, a credit of a new
-title — are written as soon as they pass their own checks, once what they name is written too:
-batches of rows go to a thread that COPYs them into the tables, parents first, while the check
-reads on. The rest (records that may already exist, and those naming a title or talent further
-down the file) go to the spill for the second pass (`catalog.imports.apply`), as before.
+not have, an asset, grant or consent whose external id the studio does not use
+(`catalog.imports.check.KeyFilter`), a credit of a new title — are written as soon as they pass
+their own checks, once what they name is written too: batches of rows go to a thread that COPYs
+them into the tables, parents first, while the check reads on. The rest (records that may
+already exist, and those naming a title or talent further down the file) go to the spill for
+the second pass (`catalog.imports.apply`).
+
+Whether a record may exist is asked of its own key. It used to be asked of its type: a studio
+holding one asset made through the API sent every asset of its next import to the second pass,
+whose lookups by external id PostgreSQL then planned from statistics of a studio of one asset,
+reading for each batch every asset written before it: a time growing with the square of the
+file (issue 16).
 
 It all happens inside a savepoint. If the check then finds a bad row, the savepoint is rolled
 back and the import writes nothing but its report. A key the file repeats makes a COPY fail
@@ -138,13 +145,13 @@ class Stream:
         return True
 
     def _asset_record(self, record: Record) -> bool:
-        if self._has["asset"] or not self._title_ready(record[2]):
+        if record[1] in self._check.existing_keys["asset"] or not self._title_ready(record[2]):
             return False
         self._add("assets", self.rows.asset(record))
         return True
 
     def _rights_record(self, record: Record) -> bool:
-        if self._has["rights"] or not self._title_ready(record[2]):
+        if record[1] in self._check.existing_keys["rights"] or not self._title_ready(record[2]):
             return False
         grant, terms = self.rows.grant(record)
         self._add("rights_grants", grant)
@@ -153,7 +160,7 @@ class Stream:
         return True
 
     def _consent_record(self, record: Record) -> bool:
-        if self._has["consent"] or not self._talent_ready(record[2]):
+        if record[1] in self._check.existing_keys["consent"] or not self._talent_ready(record[2]):
             return False
         self._add("consents", self.rows.consent(record))
         return True

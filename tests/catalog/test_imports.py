@@ -10,6 +10,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import date
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from catalog.assets import complete_asset, sign_upload_parts
+from catalog.assets import complete_asset, register_asset, sign_upload_parts
 from catalog.imports.generate import generate_catalog, write_jsonl
 from catalog.imports.parse import FIELDS
 from catalog.imports.service import import_catalog
@@ -34,6 +35,8 @@ from catalog.models import (
     Title,
     TitleGenre,
 )
+from catalog.rights import create_grant
+from catalog.talent import add_consent, create_talent
 from catalog.titles import create_title
 from config import Settings
 from marketplace.accounts.principal import Principal
@@ -157,6 +160,31 @@ def principal_of(world: World, name: str) -> Principal:
 
 def run_import(session: Session, world: World, name: str, content: bytes, **kw: Any) -> ImportJob:
     return import_catalog(session, principal_of(world, name), io.BytesIO(content), **kw)
+
+
+def give_a_catalog(session: Session, world: World, name: str) -> None:
+    """Give a studio records of every type made through the services, and a previous import."""
+    studio = principal_of(world, name)
+    made = create_title(session, studio, external_id="api-f", kind="film", name="Made")
+    storage = InMemoryStorage("b")
+    video = register_asset(
+        session, studio, made.id, kind="video", byte_size=4,
+        sha256=hashlib.sha256(b"abcd").hexdigest(), external_id="api\\v",
+    )  # fmt: skip
+    storage.put_bytes(video.storage_key, b"abcd")
+    complete_asset(session, studio, video.id, storage=storage)
+    create_grant(
+        session, studio, made.id, territories=["US"], start=date(2026, 1, 1),
+        end=date(2027, 1, 1), permitted_uses=["train"], external_id="api-r",
+    )  # fmt: skip
+    person = create_talent(session, studio, name="Made Person", external_id="api-p")
+    add_consent(
+        session, studio, person.id, attributes=["voice"], permitted_uses=["train"],
+        territories=["US"], start=date(2026, 1, 1), end=date(2027, 1, 1), external_id="api-c",
+    )  # fmt: skip
+    previous = io.StringIO()
+    write_jsonl(generate_catalog(3, seed=4), previous)
+    assert run_import(session, world, name, previous.getvalue().encode()).status == "succeeded"
 
 
 def count(session: Session, model: Any, **where: Any) -> int:
@@ -748,6 +776,34 @@ class TestUpdates:
         assert job.summary["results"]["title"] == {"created": 0, "updated": 1, "unchanged": 0}
         assert session.scalars(select(Title.id)).all() == [made.id]
 
+    def test_a_studio_with_a_catalog_looks_up_nothing_for_new_records(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        # Issue 16: the lookups of the second pass depended on the studio having any record of
+        # a type, not on the file's keys; on PostgreSQL all new records then also left the fast
+        # path (TestStreamingWrites).
+        import catalog.imports.apply
+        import catalog.imports.check
+
+        monkeypatch.setattr(catalog.imports.check, "SPILL_BATCH", 7)  # several batches
+        content = io.StringIO()
+        write_jsonl(generate_catalog(25, seed=3), content)
+        statements: list[str] = []
+        execute = catalog.imports.apply.Apply._execute
+
+        def counted(self: Any, stmt: Any) -> Any:
+            statements.append(str(stmt).split(" WHERE")[0])
+            return execute(self, stmt)
+
+        monkeypatch.setattr(catalog.imports.apply.Apply, "_execute", counted)
+        empty = run_import(session, world, "studio_b", content.getvalue().encode())
+        into_empty = list(statements)
+        give_a_catalog(session, world, "studio_a")
+        statements.clear()
+        job = run_import(session, world, "studio_a", content.getvalue().encode())
+        assert job.summary == empty.summary
+        assert statements == into_empty
+
     def test_imported_rows_are_stored_as_the_services_store_them(
         self, session: Session, world: World
     ) -> None:
@@ -1036,6 +1092,43 @@ class TestStreamingWrites:
         assert all(counts["created"] == counts["updated"] == 0 for counts in
                    again.summary["results"].values())  # fmt: skip
 
+    def test_records_made_through_the_api_leave_every_new_record_on_the_fast_path(
+        self, session: Session, world: World, monkeypatch: Any
+    ) -> None:
+        # Issue 16: one asset and one grant made through the API sent every asset and grant of
+        # the next import to the second pass, whose lookups grew with the rows before them.
+        import catalog.imports.apply
+
+        content = io.StringIO()
+        write_jsonl(generate_catalog(25, seed=3), content)
+        give_a_catalog(session, world, "studio_a")
+        second_pass: list[tuple[str, int]] = []
+        lookup = catalog.imports.apply.Apply._stored_by_external_id
+
+        def spied(self: Any, kind: str, table: Any, fields: Any, batch: list[Any]) -> Any:
+            second_pass.append((kind, len(batch)))
+            return lookup(self, kind, table, fields, batch)
+
+        monkeypatch.setattr(catalog.imports.apply.Apply, "_stored_by_external_id", spied)
+        sent = self._rows_streamed(monkeypatch)
+        job = run_import(session, world, "studio_a", content.getvalue().encode())
+        assert job.status == "succeeded"
+        assert second_pass == []  # no asset, grant or consent was left for the second pass
+        streamed = sum(sent)
+        # The same file into an empty studio streams the same rows.
+        sent.clear()
+        empty = run_import(session, world, "studio_b", content.getvalue().encode())
+        assert empty.summary == job.summary and sum(sent) == streamed
+        assert all(counts["created"] == sum(counts.values()) for counts in
+                   job.summary["results"].values())  # fmt: skip
+        # And an existing key in a file still updates its record (the second pass looks it up).
+        again = run_import(
+            session, world, "studio_a",
+            jsonl([film("api-f", name="Made"), asset("api\\v", "api-f", byte_size=5)]),
+        )  # fmt: skip
+        assert again.summary["results"]["asset"] == {"created": 0, "updated": 1, "unchanged": 0}
+        assert second_pass == [("asset", 1)]
+
     def test_rows_written_before_a_bad_row_is_found_are_rolled_back(
         self, session: Session, world: World, monkeypatch: Any
     ) -> None:
@@ -1229,6 +1322,25 @@ class TestBulkWrites:
         # A re-import runs lookups in each batch, whose cycles are collected young.
         run_import(session, world, "studio_a", content.getvalue().encode())
         assert collections and set(collections) == {0}
+
+
+class TestKeyFilter:
+    @pytest.mark.parametrize("exact", [True, False])
+    def test_a_known_key_is_always_found_and_a_new_one_rarely(
+        self, monkeypatch: Any, exact: bool
+    ) -> None:
+        import catalog.imports.check
+        from catalog.imports.check import KeyFilter
+
+        if not exact:
+            monkeypatch.setattr(catalog.imports.check, "EXACT_KEYS", 0)  # the Bloom filter
+        known = [f"s7-t{i:07d}-a{i % 10:02d}" for i in range(50_000)]
+        keys = KeyFilter.of(known)
+        assert keys.count == len(known)
+        assert all(key in keys for key in known)
+        taken = sum(f"s8-t{i:07d}-a{i % 10:02d}" in keys for i in range(50_000))
+        assert taken == 0 if exact else taken < 50_000 / 64
+        assert "anything" not in KeyFilter.of([])
 
 
 def _credit_ids(make: Any, record: Any) -> tuple[str, str, str]:
