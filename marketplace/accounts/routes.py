@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from marketplace.accounts import service
+from marketplace.accounts.cache import PRINCIPAL_CACHE
 from marketplace.accounts.models import ApiKey, Organization
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.schemas import (
@@ -23,7 +24,7 @@ from marketplace.accounts.schemas import (
 )
 from marketplace.core.api import PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
-from marketplace.core.web import current_actor, db, read_only, state
+from marketplace.core.web import component, current_actor, db, read_only, state
 
 blp = Blueprint(
     "accounts", __name__, url_prefix="/api/v1", description="Organizations, users, keys"
@@ -120,4 +121,4 @@ class ApiKeyById(MethodView):
     @blp.response(204)
     def delete(self, key_id: str) -> None:
         """Revoke an API key, at once."""
-        service.revoke_api_key(db(), principal(), key_id)
+        service.revoke_api_key(db(), principal(), key_id, cache=component(PRINCIPAL_CACHE))
