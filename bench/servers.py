@@ -26,9 +26,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
-    """Serve `app` under gunicorn (2 gthread workers x 4 threads, as deployed); yield its port."""
+def gunicorn(app: str, env: dict[str, str], *, stderr: Path | None = None) -> Iterator[int]:
+    """Serve `app` under gunicorn (2 gthread workers x 4 threads, as deployed); yield its port.
+
+    `stderr`: a file for the server's log lines (the access log), instead of the bench's own."""
     port = free_port()
+    log = stderr.open("ab") if stderr is not None else None
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -49,6 +52,7 @@ def gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
         cwd=ROOT,
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
+        stderr=log,
     )
     try:
         deadline = time.monotonic() + 30
@@ -62,6 +66,8 @@ def gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(15)
+        if log is not None:
+            log.close()
 
 
 @contextlib.contextmanager

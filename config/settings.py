@@ -53,6 +53,9 @@ class Settings:
     redis_url: str | None = None
     # Requests per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = 1200
+    # How long a process answers an API key from memory (accounts.cache): a key revoked by
+    # another worker or host is still honoured here for at most this long; 0: no cache.
+    auth_cache_seconds: int = 2
     # The most one statement of an API request may run, in milliseconds (0: unbounded); past it
     # the request answers 503 database_busy and frees its worker.
     statement_timeout_ms: int = 5000
@@ -96,6 +99,11 @@ class Settings:
             raise ConfigurationError(
                 "DATABASE_STATEMENT_TIMEOUT_MS and IMPORT_STATEMENT_TIMEOUT_MS must not be "
                 "negative (0 turns the bound off)"
+            )
+        if not 0 <= self.auth_cache_seconds <= 60:
+            raise ConfigurationError(
+                "AUTH_CACHE_SECONDS must be between 0 (no cache) and 60 (the last-used mark's "
+                "resolution)"
             )
         if not self.is_production:
             return
@@ -164,6 +172,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_json=env.get("LOG_FORMAT", "json") != "text",
         redis_url=env.get("REDIS_URL") or None,
         rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", base.rate_limit_per_minute),
+        auth_cache_seconds=_int(env, "AUTH_CACHE_SECONDS", base.auth_cache_seconds),
         statement_timeout_ms=_int(env, "DATABASE_STATEMENT_TIMEOUT_MS", base.statement_timeout_ms),
         import_statement_timeout_ms=_int(
             env, "IMPORT_STATEMENT_TIMEOUT_MS", base.import_statement_timeout_ms

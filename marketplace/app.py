@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -11,6 +13,7 @@ from catalog.search import routes as search_routes
 from config import Settings, load_settings
 from contracts import routes as contracts_routes
 from marketplace.accounts import routes as accounts_routes
+from marketplace.accounts.cache import PRINCIPAL_CACHE
 from marketplace.accounts.service import authenticate
 from marketplace.audit import routes as audit_routes
 from marketplace.billing import routes as billing_routes
@@ -78,7 +81,7 @@ def create_app(
         app,
         AppState(
             runtime=runtime,
-            authenticate=authenticate,
+            authenticate=functools.partial(authenticate, cache=runtime.get(PRINCIPAL_CACHE)),
             storage_health=storage_health or StorageHealth(runtime.storage),
             rate_limiter=(
                 RedisRateLimiter.from_url(settings.redis_url)

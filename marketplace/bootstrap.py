@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.rules import CATALOG_RULES
 from config import Settings
 from contracts.service import catalog_rules
+from marketplace.accounts.cache import PRINCIPAL_CACHE, PrincipalCache
 from marketplace.billing.gateway import PAYMENTS, PaymentGateway, StripeGateway
 from marketplace.core.db import make_engine, make_session_factory, read_only_engine, utcnow
 from marketplace.core.jobs import JobQueue
@@ -48,6 +49,7 @@ def build_runtime(
     components: Mapping[Key[Any], object] = {
         CATALOG_RULES: catalog_rules(),
         PAYMENTS: payments or StripeGateway.from_settings(settings),
+        PRINCIPAL_CACHE: PrincipalCache(settings.auth_cache_seconds),
     }
     return Runtime(
         settings=settings,

@@ -33,3 +33,8 @@ def parse_prefix(key: str) -> str | None:
 
 def matches(key: str, stored_hash: str) -> bool:
     return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+def digest_matches(digest: str, stored_hash: str) -> bool:
+    """`matches` for a key already hashed (hash_key)."""
+    return hmac.compare_digest(digest, stored_hash)

@@ -7,6 +7,7 @@ from typing import Any
 from flask.views import MethodView
 
 from marketplace.accounts import service
+from marketplace.accounts.cache import PRINCIPAL_CACHE
 from marketplace.accounts.models import ApiKey, Organization
 from marketplace.accounts.principal import Principal
 from marketplace.accounts.schemas import (
@@ -22,7 +23,7 @@ from marketplace.accounts.schemas import (
 )
 from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.pagination import SortKey, paginate
-from marketplace.core.web import current_actor, db, read_only, state
+from marketplace.core.web import component, current_actor, db, read_only, state
 
 blp = Blueprint(
     "accounts", __name__, url_prefix="/api/v1", description="Organizations, users, keys"
@@ -119,4 +120,4 @@ class ApiKeyById(MethodView):
     @blp.response(204)
     def delete(self, key_id: str) -> None:
         """Revoke an API key, at once."""
-        service.revoke_api_key(db(), principal(), key_id)
+        service.revoke_api_key(db(), principal(), key_id, cache=component(PRINCIPAL_CACHE))

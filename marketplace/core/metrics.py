@@ -26,9 +26,22 @@ LATENCY = Histogram(
 )
 
 
+# Each label set's children, found once: labels() takes a lock and builds its key every call.
+# Bounded by the routes times methods times statuses the app answers.
+_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    key = (method, route, status)
+    children = _children.get(key)
+    if children is None:
+        children = _children[key] = (
+            REQUESTS.labels(method, route, str(status)),
+            LATENCY.labels(method, route),
+        )
+    counter, latency = children
+    counter.inc()
+    latency.observe(seconds)
 
 
 def render() -> tuple[bytes, str]:

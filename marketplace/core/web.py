@@ -128,7 +128,10 @@ def db() -> Session:
     handlers marked @read_only."""
     uow: UnitOfWork | None = g.get("uow")
     if uow is None:
-        uow = state().runtime.unit_of_work(read_only=_is_read_only_request())
+        read_only = g.get("read_only")
+        if read_only is None:
+            read_only = _is_read_only_request()
+        uow = state().runtime.unit_of_work(read_only=read_only)
         g.uow = uow
     return uow.session
 
@@ -202,6 +205,8 @@ def _begin() -> Response | None:
     g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
     if is_public_path(request.path):
         return None
+    # Decided once: db() and the guard below both ask.
+    g.read_only = read_only_request = _is_read_only_request()
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -216,7 +221,7 @@ def _begin() -> Response | None:
             headers={"WWW-Authenticate": 'Bearer realm="clearcut", error="invalid_token"'},
         )
     g.principal = actor
-    if _is_read_only_request():
+    if read_only_request:
         db()  # the request's unit of work, read-only
         g.uow.refuse_writes()
     _rate_limit(actor)
