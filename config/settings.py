@@ -54,8 +54,9 @@ class Settings:
     # Requests per API key per minute; 0 turns the limit off.
     rate_limit_per_minute: int = 1200
     # How long a process answers an API key from memory (accounts.cache): a key revoked by
-    # another worker or host is still honoured here for at most this long; 0: no cache.
-    auth_cache_seconds: int = 2
+    # another worker or host is still honoured here for at most this long. 0 (the default): no
+    # cache, so revocation is at once everywhere, as API.md promises; opt in knowingly.
+    auth_cache_seconds: int = 0
     # The most one statement of an API request may run, in milliseconds (0: unbounded); past it
     # the request answers 503 database_busy and frees its worker.
     statement_timeout_ms: int = 5000

@@ -10,8 +10,9 @@ same way until it is revoked. The cache answers it from memory instead, under th
 - Revoking a key in this process forgets it at once, and again when the revocation commits; a
   lookup that raced the revocation is not stored (`generation`).
 - Another process (a second gunicorn worker, another host) keeps honouring a revoked key for
-  at most `seconds` (AUTH_CACHE_SECONDS, default 2; 0 turns the cache off and revocation is
-  then immediate everywhere).
+  at most `seconds` (AUTH_CACHE_SECONDS). The default is 0: no cache, and revocation is
+  immediate everywhere, as API.md promises ("revoked at once"); a deployment may opt in to a
+  few seconds' window for throughput.
 - A key is stored only once its last_used_at is recent, so the one-minute last-used mark keeps
   being written (accounts.service.authenticate).
 """

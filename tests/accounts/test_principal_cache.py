@@ -118,6 +118,19 @@ class TestAuthenticateWithACache:
         assert len(cache) == len(actors)
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """This module's apps opt in to the cache (off by default: AUTH_CACHE_SECONDS=0)."""
+    return settings.with_overrides(auth_cache_seconds=2)
+
+
+def test_the_cache_is_off_unless_asked_for(client: Any, world: World) -> None:
+    from config import load_settings
+
+    assert load_settings({}).auth_cache_seconds == 0
+    assert PrincipalCache(0).seconds == 0
+
+
 class TestRevocationThroughTheApi:
     def _use(self, client: Any, headers: dict[str, str], times: int = 3) -> None:
         for _ in range(times):
