@@ -136,3 +136,36 @@ def normalize_currency(code: str) -> str:
     ):
         return upper.lower()
     raise ValueError(f"unknown currency {text!r}: expected an ISO 4217 code such as usd")
+
+
+# The codes as the OpenAPI document states them (enums a client generator can use). The API
+# also accepts other spellings its normalizers read (lower-case territories, BCP 47 tags).
+TERRITORY_CODES: tuple[str, ...] = (
+    *sorted(country.alpha_2 for country in pycountry.countries),
+    WORLDWIDE,
+)
+CURRENCY_CODES: tuple[str, ...] = tuple(
+    sorted(
+        currency.alpha_3.lower()
+        for currency in pycountry.currencies
+        if currency.alpha_3 not in _NON_MONEY_CURRENCIES
+    )
+)
+LANGUAGE_CODES: tuple[str, ...] = tuple(
+    sorted(language.alpha_2 for language in pycountry.languages if hasattr(language, "alpha_2"))
+)
+
+
+def territory_doc(description: str = "ISO 3166-1 alpha-2 code, or WW for worldwide.") -> dict:
+    """OpenAPI metadata of a territory field (marshmallow `metadata=`)."""
+    return {"enum": list(TERRITORY_CODES), "description": description}
+
+
+def currency_doc(description: str = "ISO 4217 code, lower case.") -> dict:
+    return {"enum": list(CURRENCY_CODES), "description": description}
+
+
+def language_doc(
+    description: str = "ISO 639-1 code (a BCP 47 tag such as pt-BR is accepted too).",
+) -> dict:
+    return {"enum": list(LANGUAGE_CODES), "description": description}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from catalog.clearance import REASON_CODES
+from catalog.codes import language_doc, territory_doc
 from catalog.coverage import ALL_USES, ATTRIBUTES, ROLES
 from catalog.models import ASSET_KINDS, ASSET_STATUSES, TITLE_KINDS, VISIBILITIES
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
@@ -17,7 +18,7 @@ MAX_FRAME_PIXELS = 100_000
 
 def _codes(description: str, *, max_items: int = 300) -> ma.fields.List:
     return ma.fields.List(
-        ma.fields.String(validate=ma.validate.Length(min=1, max=35)),
+        ma.fields.String(validate=ma.validate.Length(min=1, max=35), metadata=territory_doc()),
         required=True,
         validate=ma.validate.Length(min=1, max=max_items),
         metadata={"description": description},
@@ -71,9 +72,7 @@ class _TitleFieldsSchema(Schema):
     )
     name = ma.fields.String(validate=ma.validate.Length(min=1, max=500))
     original_language = ma.fields.String(
-        allow_none=True,
-        validate=ma.validate.Length(max=35),
-        metadata={"description": "ISO 639-1 code or BCP 47 tag."},
+        allow_none=True, validate=ma.validate.Length(max=35), metadata=language_doc()
     )
     genres = ma.fields.List(
         ma.fields.String(validate=ma.validate.Length(min=1, max=50)),
@@ -255,7 +254,9 @@ class AssetCreateSchema(Schema):
     )
     fps = ma.fields.Float(allow_none=True, allow_nan=False)
     codec = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=50))
-    language = ma.fields.String(allow_none=True, validate=ma.validate.Length(max=35))
+    language = ma.fields.String(
+        allow_none=True, validate=ma.validate.Length(max=35), metadata=language_doc()
+    )
 
 
 # ---------------------------------------------------------------------------------- rights

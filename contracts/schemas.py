@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from catalog.codes import normalize_currency, normalize_territory
+from catalog.codes import currency_doc, normalize_currency, normalize_territory, territory_doc
 from contracts.models import ATTESTATION_KINDS, CONTRACT_STATUSES
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
 
@@ -89,13 +89,15 @@ class AttestationSchema(Schema):
 
 
 class BenchmarkArgsSchema(Schema):
-    currency = ma.fields.String(load_default="usd", validate=ma.validate.Length(equal=3))
+    currency = ma.fields.String(
+        load_default="usd", validate=ma.validate.Length(equal=3), metadata=currency_doc()
+    )
     genre = ma.fields.String(validate=ma.validate.Length(max=50))
     permitted_use = ma.fields.String(
         validate=ma.validate.OneOf(("train", "fine_tune", "evaluate", "generate_reference"))
     )
     min_height = ma.fields.Integer(validate=ma.validate.Range(min=1, max=100_000))
-    territory = ma.fields.String(validate=ma.validate.Length(equal=2))
+    territory = ma.fields.String(validate=ma.validate.Length(equal=2), metadata=territory_doc())
 
     @ma.post_load
     def _normalize(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

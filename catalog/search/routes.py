@@ -9,7 +9,7 @@ import orjson
 from flask import Response
 from flask.views import MethodView
 
-from catalog.codes import normalize_language, normalize_territory
+from catalog.codes import language_doc, normalize_language, normalize_territory, territory_doc
 from catalog.coverage import ALL_USES
 from catalog.models import TITLE_KINDS
 from catalog.presenters import present_title
@@ -60,7 +60,7 @@ class TitleQueryArgsSchema(PageArgsSchema):
     genre = _Lowered(validate=[ma.validate.Length(min=1, max=50), _PRINTABLE])
     language = _Code(
         normalize_language,
-        metadata={"description": "Original language (BCP 47); `es` also finds `es-419`."},
+        metadata=language_doc("Original language (BCP 47); `es` also finds `es-419`."),
     )
     kind = ma.fields.String(validate=ma.validate.OneOf(TITLE_KINDS))
     release_year_min = ma.fields.Integer(validate=ma.validate.Range(min=1, max=9999))
@@ -75,7 +75,7 @@ class TitleQueryArgsSchema(PageArgsSchema):
     )
     territory = _Code(
         normalize_territory,
-        metadata={"description": "ISO 3166-1 alpha-2 or WW; a worldwide grant matches any."},
+        metadata=territory_doc("ISO 3166-1 alpha-2 or WW; a worldwide grant matches any."),
     )
     studio_id = ma.fields.String(
         validate=ma.validate.Regexp(r"^org_[0-9a-z]{26}$", error="Not an organization id."),

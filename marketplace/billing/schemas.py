@@ -6,7 +6,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from catalog.codes import normalize_currency
+from catalog.codes import currency_doc, normalize_currency
 from marketplace.billing.models import PAYMENT_STATUSES
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
 
@@ -75,7 +75,7 @@ class PayoutPageSchema(Schema):
 class PayoutQueryArgsSchema(PageArgsSchema):
     studio_id = ma.fields.String(validate=ma.validate.Length(max=40))
     contract_id = ma.fields.String(validate=ma.validate.Length(max=40))
-    currency = ma.fields.String(validate=ma.validate.Length(equal=3))
+    currency = ma.fields.String(validate=ma.validate.Length(equal=3), metadata=currency_doc())
 
     @ma.post_load
     def _normalize(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
+from catalog.codes import currency_doc, language_doc, territory_doc
 from marketplace.brokering.models import PRICING_MODELS, SIDES
 from marketplace.core.api import PageArgsSchema, Schema, UTCDateTime, page_of
 from marketplace.core.money import (
@@ -20,7 +21,9 @@ _ids = ma.fields.List(
 
 class CriteriaSchema(Schema):
     genres = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=50)))
-    languages = ma.fields.List(ma.fields.String(validate=ma.validate.Length(max=35)))
+    languages = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(max=35), metadata=language_doc())
+    )
     min_height = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=100_000))
     min_hours = ma.fields.Float(validate=ma.validate.Range(min=0))
     kinds = ma.fields.List(
@@ -29,6 +32,8 @@ class CriteriaSchema(Schema):
 
 
 class LicenseRequestCreateSchema(Schema):
+    """Name `title_ids`, or `criteria`, or both (at least one of them)."""
+
     title_ids = _ids
     criteria = ma.fields.Nested(CriteriaSchema)
     uses = ma.fields.List(
@@ -37,7 +42,9 @@ class LicenseRequestCreateSchema(Schema):
         validate=ma.validate.Length(min=1),
     )
     territories = ma.fields.List(
-        ma.fields.String(), required=True, validate=ma.validate.Length(min=1, max=250)
+        ma.fields.String(metadata=territory_doc()),
+        required=True,
+        validate=ma.validate.Length(min=1, max=250),
     )
     start = ma.fields.Date(required=True)
     end = ma.fields.Date(required=True)
@@ -46,7 +53,9 @@ class LicenseRequestCreateSchema(Schema):
     budget_cents = ma.fields.Integer(
         strict=True, validate=ma.validate.Range(min=0, max=MAX_STORED_MINOR_UNITS)
     )
-    currency = ma.fields.String(load_default="usd", validate=ma.validate.Length(equal=3))
+    currency = ma.fields.String(
+        load_default="usd", validate=ma.validate.Length(equal=3), metadata=currency_doc()
+    )
     message = ma.fields.String(validate=ma.validate.Length(max=10_000))
     anonymous = ma.fields.Boolean(load_default=False)
 
@@ -89,7 +98,9 @@ class PricingSchema(Schema):
             f"hour or GB. At most {MAX_CHARGE_MINOR_UNITS:,}, as is the offer's total."
         },
     )
-    currency = ma.fields.String(required=True, validate=ma.validate.Length(equal=3))
+    currency = ma.fields.String(
+        required=True, validate=ma.validate.Length(equal=3), metadata=currency_doc()
+    )
 
 
 class QuotaSchema(Schema):
@@ -103,14 +114,21 @@ class QuotaSchema(Schema):
 
 class OfferCreateSchema(Schema):
     studio_id = ma.fields.String(metadata={"description": "Operators: the studio offering."})
-    title_ids = _ids
+    title_ids = ma.fields.List(
+        ma.fields.String(validate=ma.validate.Length(max=40)),
+        required=True,
+        validate=ma.validate.Length(min=1, max=1000),
+        metadata={"description": "The offering studio's titles: at least one."},
+    )
     uses = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(USES)),
         required=True,
         validate=ma.validate.Length(min=1),
     )
     territories = ma.fields.List(
-        ma.fields.String(), required=True, validate=ma.validate.Length(min=1, max=250)
+        ma.fields.String(metadata=territory_doc()),
+        required=True,
+        validate=ma.validate.Length(min=1, max=250),
     )
     start = ma.fields.Date(required=True)
     end = ma.fields.Date(required=True)
@@ -137,7 +155,9 @@ class CounterOfferSchema(Schema):
     uses = ma.fields.List(
         ma.fields.String(validate=ma.validate.OneOf(USES)), validate=ma.validate.Length(min=1)
     )
-    territories = ma.fields.List(ma.fields.String(), validate=ma.validate.Length(min=1, max=250))
+    territories = ma.fields.List(
+        ma.fields.String(metadata=territory_doc()), validate=ma.validate.Length(min=1, max=250)
+    )
     start = ma.fields.Date()
     end = ma.fields.Date()
     exclusive = ma.fields.Boolean()

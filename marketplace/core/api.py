@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 
 import flask
@@ -54,8 +55,6 @@ class Api(SmorestApi):
         return render_http_exception(error)
 
     def _register_responses(self) -> None:
-        from http import HTTPStatus
-
         from flask_smorest.utils import prepare_response
 
         for status in HTTPStatus:
@@ -100,6 +99,8 @@ class _ErrorResponses(BasePlugin):
                 responses.setdefault(status, name)
             if path is not None and "{" in path:
                 responses.setdefault("404", "NOT_FOUND")
+            if "requestBody" in operation:  # past MAX_CONTENT_LENGTH (MAX_IMPORT_BYTES)
+                responses.setdefault("413", HTTPStatus(413).name)
 
 
 class JSONBodyParser(FlaskParser):

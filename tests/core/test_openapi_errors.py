@@ -68,3 +68,32 @@ def test_every_operation_lists_the_lifecycle_errors(spec: dict[str, Any]) -> Non
 def test_public_operations_do_not_claim_a_key(spec: dict[str, Any]) -> None:
     webhook = spec["paths"]["/api/v1/webhooks/stripe"]["post"]["responses"]
     assert "401" not in webhook
+
+
+def test_every_operation_with_a_body_lists_413(spec: dict[str, Any]) -> None:
+    missing = [
+        f"{method.upper()} {path}"
+        for path, method, operation in _operations(spec)
+        if "requestBody" in operation and "413" not in operation["responses"]
+    ]
+    assert missing == []
+
+
+def _schema(spec: dict[str, Any], name: str) -> dict[str, Any]:
+    schema: dict[str, Any] = spec["components"]["schemas"][name]
+    return schema
+
+
+def test_codes_the_api_checks_are_stated_as_enums(spec: dict[str, Any]) -> None:
+    """ISO territories, currencies and languages: a client generated from the document knows
+    which values the API takes (it also reads lower-case territories and BCP 47 tags)."""
+    request = _schema(spec, "LicenseRequestCreate")["properties"]
+    assert {"US", "GB", "WW"} <= set(request["territories"]["items"]["enum"])
+    assert "usd" in request["currency"]["enum"] and "xau" not in request["currency"]["enum"]
+    title = _schema(spec, "TitleCreate")["properties"]
+    assert {"en", "fr"} <= set(title["original_language"]["enum"])
+    offer = _schema(spec, "OfferCreate")
+    assert "title_ids" in offer["required"] and offer["properties"]["title_ids"]["minItems"] == 1
+    titles = spec["paths"]["/api/v1/titles"]["get"]["parameters"]
+    territory = next(p for p in titles if p["name"] == "territory")
+    assert "WW" in territory["schema"]["enum"]
