@@ -94,7 +94,7 @@ def _seal_audit_log(ctx: JobContext, args: dict[str, Any]) -> None:
     )
     if queued is None:
         later = now + timedelta(seconds=SEAL_PERIOD_SECONDS)
-        enqueue(session, "audit.seal", key=seal_key(later.timestamp()), run_after=later)
+        enqueue(session, "audit.seal", key=seal_key(later.timestamp()), run_after=later, now=now)
     # 1,800 runs an hour: keep the jobs table to the last hour's.
     session.execute(
         delete(Job).where(
