@@ -447,6 +447,35 @@ class TestCommitted:
         with factory() as s:
             assert {e.action for e in s.scalars(select(AuditEvent))} == {"slow", "fast"}
 
+    def test_an_event_committed_after_a_later_one_was_sealed_is_sealed_next(
+        self, committing_engine: Engine, dialect: str, audit_keys: AuditKeys
+    ) -> None:
+        if dialect != "postgresql":
+            pytest.skip("SQLite has one writer at a time: no transaction commits under a seal")
+        from marketplace.core.db import make_session_factory
+
+        factory = make_session_factory(committing_engine)
+        slow = factory()
+        try:
+            slow.begin()
+            early = record_event(slow, STUDIO, "slow", object_id="o1", organization_id="org_a")
+            with factory() as s, s.begin():
+                late = record_event(s, STUDIO, "fast", object_id="o2", organization_id="org_a")
+            assert early.id < late.id
+            with factory() as s, s.begin():
+                first = seal_batch(s, audit_keys, now=NOW)
+                assert first is not None and first.tree_size == 1
+            slow.commit()
+        finally:
+            slow.close()
+        with factory() as s, s.begin():
+            second = seal_batch(s, audit_keys, now=NOW)
+            assert second is not None and (second.first_seq, second.tree_size) == (2, 2)
+        with factory() as s:
+            order = list(s.scalars(select(AuditEvent.id).order_by(AuditEvent.seq)))
+            assert order == [late.id, early.id]  # the log's order is the order of sealing
+            assert verify_log(s, audit_keys).ok
+
     def test_appends_while_sealing_all_end_in_one_verified_log(
         self, committing_engine: Engine, audit_keys: AuditKeys
     ) -> None:
