@@ -1,12 +1,15 @@
 """`make bench`: every benchmark, one JSON document, each figure beside a same-run baseline.
 
-Sections (BENCH_ONLY=auth,import,search,readback picks some; all by default):
+Sections (BENCH_ONLY=auth,import,search,readback,audit picks some; all by default):
 - `auth_route`: GET /api/v1/me (key lookup + one query) beside a bare Flask route, both under
   gunicorn, on SQLite and on PostgreSQL.
 - `import`: the bulk import of a synthetic catalog beside a bare COPY / executemany of the same
   rows (bench/import_bench.py).
 - `search`: full text + 2 filters, first page and page 200, beside the raw SQL query and the bare
   route (bench/search_bench.py).
+- `audit`: audited writes without the shared lock beside the old lock and a bare INSERT; the
+  sealer keeping up with 1,000 events/s; `audit verify` beside hashing the same events
+  (bench/audit_bench.py; PostgreSQL).
 - `readback`: reading an asset back from the store and hashing it, as `marketplace catalog
   verify-assets` does, beside plain boto3 and hashing in memory (bench/readback_bench.py).
 
@@ -33,7 +36,7 @@ __all__ = ["free_port", "gunicorn", "main"]
 DURATION = float(os.environ.get("BENCH_SECONDS", "5"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "4"))
 TITLES = int(os.environ.get("BENCH_TITLES", "100000"))
-SECTIONS = ("auth", "import", "search", "readback")
+SECTIONS = ("auth", "import", "search", "readback", "audit")
 
 
 def bench_auth_route(url: str) -> dict[str, Any]:
@@ -115,6 +118,10 @@ def main() -> None:
                 from bench import search_bench
 
                 results["search"] = search_bench.run(workdir, titles=TITLES)
+            elif name == "audit":
+                from bench import audit_bench
+
+                results["audit"] = audit_bench.run()
             else:
                 from bench import readback_bench
 
