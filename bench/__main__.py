@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, one JSON document, each figure beside a same-run baseline.
 
-Sections (BENCH_ONLY=auth,import,search,readback picks some; all by default):
+Sections (BENCH_ONLY=auth,import,search,readback,audit picks some; all by default):
 - `auth_route`: GET /api/v1/me (key lookup + one query) beside a bare Flask route, both under
   gunicorn, on SQLite and on PostgreSQL, from BENCH_AUTH_CLIENTS clients (default 16), as
   deployed: the rate limiter counts every request (its limit set out of reach) and the JSON
@@ -9,6 +9,9 @@ Sections (BENCH_ONLY=auth,import,search,readback picks some; all by default):
   rows (bench/import_bench.py).
 - `search`: full text + 2 filters, first page and page 200, beside the raw SQL query and the bare
   route (bench/search_bench.py).
+- `audit`: audited writes without the shared lock beside the old lock and a bare INSERT; the
+  sealer keeping up with 1,000 events/s; `audit verify` beside hashing the same events
+  (bench/audit_bench.py; PostgreSQL).
 - `readback`: reading an asset back from the store and hashing it, as `marketplace catalog
   verify-assets` does, beside plain boto3 and hashing in memory (bench/readback_bench.py).
 
@@ -41,7 +44,7 @@ TITLES = int(os.environ.get("BENCH_TITLES", "100000"))
 AUTH_DATABASES = frozenset(
     os.environ.get("BENCH_AUTH_DATABASES", "sqlite,postgresql").replace(" ", "").split(",")
 )
-SECTIONS = ("auth", "import", "search", "readback")
+SECTIONS = ("auth", "import", "search", "readback", "audit")
 
 
 def bench_auth_route(url: str, logs: Path) -> dict[str, Any]:
@@ -131,6 +134,10 @@ def main() -> None:
                 from bench import search_bench
 
                 results["search"] = search_bench.run(workdir, titles=TITLES)
+            elif name == "audit":
+                from bench import audit_bench
+
+                results["audit"] = audit_bench.run()
             else:
                 from bench import readback_bench
 

@@ -68,6 +68,11 @@ class Settings:
     queue_name: str = "clearcut"
     # How long a worker holds a job before another may take it over (renewed while it runs).
     job_lease_seconds: int = 60
+    # The audit log's Ed25519 signing key (PEM, or 32 raw bytes), kept out of the database.
+    # Outside production a missing file means a process that cannot seal (`make run` writes one).
+    audit_signing_key_file: str | None = field(
+        default_factory=lambda: str(INSTANCE_DIR / "audit-signing-key.pem")
+    )
 
     @property
     def statement_timeout(self) -> float | None:
@@ -121,6 +126,8 @@ class Settings:
             problems.append("DATABASE_URL (PostgreSQL in production)")
         if self.queue_url.startswith("sqlite"):
             problems.append("QUEUE_URL (Redis in production: workers on several machines)")
+        if not self.audit_signing_key_file:
+            problems.append("AUDIT_SIGNING_KEY_FILE (the audit log's Ed25519 signing key)")
         if problems:
             raise ConfigurationError(
                 "refusing to start in production with missing or default settings: "
@@ -181,11 +188,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         queue_url=env.get("QUEUE_URL") or base.queue_url,
         queue_name=env.get("QUEUE_NAME") or base.queue_name,
         job_lease_seconds=_int(env, "JOB_LEASE_SECONDS", base.job_lease_seconds),
+        audit_signing_key_file=pick("AUDIT_SIGNING_KEY_FILE", base.audit_signing_key_file),
     )
     if production:
         missing = [
             n
-            for n in ("SECRET_KEY", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL")
+            for n in (
+                "SECRET_KEY",
+                "STRIPE_API_KEY",
+                "STRIPE_WEBHOOK_SECRET",
+                "DATABASE_URL",
+                "AUDIT_SIGNING_KEY_FILE",
+            )
             if not env.get(n)
         ]
         if missing:

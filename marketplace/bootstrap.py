@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog.rules import CATALOG_RULES
-from config import Settings
+from config import ConfigurationError, Settings
 from contracts.service import catalog_rules
 from marketplace.accounts.cache import PRINCIPAL_CACHE, PrincipalCache
+from marketplace.audit.keys import AUDIT_KEYS, AuditKeys, SigningKeyError, load_keys
 from marketplace.billing.gateway import PAYMENTS, PaymentGateway, StripeGateway
 from marketplace.core.db import make_engine, make_session_factory, read_only_engine, utcnow
 from marketplace.core.jobs import JobQueue
@@ -35,6 +36,7 @@ def build_runtime(
     payments: PaymentGateway | None = None,
     clock: Clock | None = None,
     queue: JobQueue | None = None,
+    audit_keys: AuditKeys | None = None,
 ) -> Runtime:
     """Build the runtime; tests pass their own session factory, storage and payments.
 
@@ -50,6 +52,7 @@ def build_runtime(
         CATALOG_RULES: catalog_rules(),
         PAYMENTS: payments or StripeGateway.from_settings(settings),
         PRINCIPAL_CACHE: PrincipalCache(settings.auth_cache_seconds),
+        AUDIT_KEYS: audit_keys or _audit_keys(settings),
     }
     return Runtime(
         settings=settings,
@@ -64,3 +67,15 @@ def build_runtime(
         if queue is not None
         else HueyQueue(make_huey(settings.queue_url, name=settings.queue_name)),
     )
+
+
+def _audit_keys(settings: Settings) -> AuditKeys | None:
+    """The audit signing key from its file; production refuses to start without it, elsewhere
+    a process without one cannot seal or check signatures (`make run` writes one)."""
+    path = settings.audit_signing_key_file
+    try:
+        return load_keys(path) if path else None
+    except SigningKeyError as exc:
+        if settings.is_production:
+            raise ConfigurationError(str(exc)) from None
+        return None

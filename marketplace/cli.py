@@ -304,19 +304,63 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Recompute the hash chain; exit 1 naming the first broken event."""
-    from marketplace.audit.service import verify_chain
+@click.option(
+    "--public-key",
+    "public_key",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Check signatures with this public key (PEM) instead of AUDIT_SIGNING_KEY_FILE; "
+    "without the private key, a rewrite is named by batch, not by event.",
+)
+@click.option(
+    "--heads",
+    type=click.File("r"),
+    help="Published heads kept earlier (JSON: a list, or a page of GET /audit/heads): each "
+    "must still be in the log unchanged.",
+)
+def audit_verify(public_key: str | None, heads: Any) -> None:
+    """Check every sealed event against the signed batch heads; exit 1 naming the first event
+    edited, deleted, inserted or reordered."""
+    import json
 
-    with _runtime() as runtime, runtime.unit_of_work(read_only=True) as uow:
-        report = verify_chain(uow.session)
+    from marketplace.audit.keys import AUDIT_KEYS, SigningKeyError, load_keys
+    from marketplace.audit.sealing import verify_log
+
+    published: list[dict[str, Any]] = []
+    if heads is not None:
+        document = json.load(heads)
+        published = document["items"] if isinstance(document, dict) else document
+    with _runtime() as runtime:
+        try:
+            keys = load_keys(public_key) if public_key else runtime.get(AUDIT_KEYS)
+        except SigningKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+        if keys is None:
+            raise click.ClickException(
+                "no audit key: set AUDIT_SIGNING_KEY_FILE or pass --public-key"
+            )
+        with runtime.unit_of_work(read_only=True) as uow:
+            report = verify_log(uow.session, keys, published=published)
+    if report.unsealed:
+        click.echo(
+            f"{report.unsealed} events not sealed yet (oldest {report.oldest_unsealed_id}, "
+            f"at {report.oldest_unsealed_at}): not checked"
+        )
+    if not report.macs_checked:
+        click.echo("public key only: a rewritten event is named by its batch", err=True)
     if report.ok:
-        click.echo(f"audit chain intact: {report.checked} events verified")
+        click.echo(
+            f"audit log intact: {report.checked} sealed events verified "
+            f"in {report.batches} signed batches"
+        )
         return
-    where = f"event seq {report.broken_seq}"
+    where = []
+    if report.broken_seq is not None:
+        where.append(f"event seq {report.broken_seq}")
     if report.broken_event_id:
-        where += f" ({report.broken_event_id})"
-    click.echo(f"audit chain BROKEN at {where}: {report.reason}", err=True)
+        where.append(f"({report.broken_event_id})")
+    if report.broken_batch is not None:
+        where.append(f"in batch {report.broken_batch}")
+    click.echo(f"audit log BROKEN at {' '.join(where)}: {report.reason}", err=True)
     click.echo(f"{report.checked} events verified before it", err=True)
     sys.exit(1)
 

@@ -98,8 +98,25 @@ def queue_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"sqlite:///{tmp_path_factory.mktemp('queue') / 'queue.db'}"
 
 
+@pytest.fixture(scope="session")
+def audit_key_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The run's own audit signing key: never the one `make run` wrote under instance/."""
+    from marketplace.audit.keys import write_new_key
+
+    path = tmp_path_factory.mktemp("keys") / "audit-signing-key.pem"
+    write_new_key(path)
+    return str(path)
+
+
 @pytest.fixture
-def settings(database_url: str, queue_url: str) -> Settings:
+def audit_keys(audit_key_file: str) -> Any:
+    from marketplace.audit.keys import load_keys
+
+    return load_keys(audit_key_file)
+
+
+@pytest.fixture
+def settings(database_url: str, queue_url: str, audit_key_file: str) -> Settings:
     return Settings(
         env="test",
         database_url=database_url,
@@ -107,6 +124,7 @@ def settings(database_url: str, queue_url: str) -> Settings:
         max_content_length=64 * 1024,
         log_level="WARNING",
         queue_url=queue_url,
+        audit_signing_key_file=audit_key_file,
     )
 
 

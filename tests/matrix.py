@@ -95,6 +95,14 @@ def new_key_of_owner(ctx: Ctx, owner: str) -> dict[str, str]:
     return {"key_id": key.id}
 
 
+def event_of_owner(ctx: Ctx, owner: str) -> dict[str, str]:
+    from marketplace.audit.service import record_event
+
+    org_id = ctx.world[owner].org_id
+    event = record_event(ctx.session, None, "matrix.probe", object_id=None, organization_id=org_id)
+    return {"event_id": event.id}
+
+
 ROUTES: list[Route] = [
     # accounts
     Route("GET", "/api/v1/organizations", authenticated(200)),
@@ -119,6 +127,12 @@ ROUTES: list[Route] = [
     Route("DELETE", "/api/v1/api-keys/{key_id}", own_or_operator(204), target=new_key_of_owner),
     # audit
     Route("GET", "/api/v1/audit-events", authenticated(200)),
+    # An event about the owner's organization: its parties and operators read it, others
+    # cannot tell it exists.
+    Route("GET", "/api/v1/audit-events/{event_id}", own_or_operator(200), target=event_of_owner),
+    # Heads reveal only the marketplace-wide event count and times: any organization.
+    Route("GET", "/api/v1/audit/heads", authenticated(200)),
+    Route("GET", "/api/v1/audit/public-key", authenticated(200)),
 ]
 
 # Each domain keeps its entries in tests/matrix_<domain>.py and they are gathered here.

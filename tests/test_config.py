@@ -13,6 +13,7 @@ PRODUCTION = {
     "STRIPE_API_KEY": "sk_live_abc",
     "STRIPE_WEBHOOK_SECRET": "whsec_live",
     "QUEUE_URL": "redis://queue:6379/0",
+    "AUDIT_SIGNING_KEY_FILE": "/run/secrets/audit-signing-key.pem",
 }
 
 
@@ -30,7 +31,14 @@ def test_production_with_every_secret_starts() -> None:
 
 
 @pytest.mark.parametrize(
-    "missing", ["SECRET_KEY", "DATABASE_URL", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET"]
+    "missing",
+    [
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "STRIPE_API_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+        "AUDIT_SIGNING_KEY_FILE",
+    ],
 )
 def test_production_refuses_a_missing_secret(missing: str) -> None:
     env = {k: v for k, v in PRODUCTION.items() if k != missing}

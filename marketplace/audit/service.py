@@ -1,19 +1,18 @@
-"""Append audit events to the SHA-256 chain, list them per tenant, and verify the chain."""
+"""Append audit events (unsealed), list them per tenant, and present them."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import secrets
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Select, exists, select
 from sqlalchemy.orm import Session
 
-from marketplace.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent, AuditEventParty
+from marketplace.audit.models import AuditEvent, AuditEventParty
 from marketplace.core.db import utcnow
 
 
@@ -74,15 +73,13 @@ def record_event(
     parties: Iterable[str] = (),
     at: datetime | None = None,
 ) -> AuditEvent:
-    """Append an event in the caller's transaction; it commits or rolls back with the change."""
-    # Lock the head row: concurrent appenders on PostgreSQL queue here until this
-    # transaction ends; SQLite's BEGIN IMMEDIATE already made us the only writer.
-    head = session.scalars(
-        select(AuditChainHead).where(AuditChainHead.id == 1).with_for_update()
-    ).one()
+    """Append an event in the caller's transaction; it commits or rolls back with the change.
+
+    It takes no lock shared with other writers: its place in the log (seq, prev_hash, hash) is
+    null until the sealing job orders it into a signed batch (marketplace.audit.sealing)."""
     visible_to = {p for p in (*parties, organization_id) if p}
     event = AuditEvent(
-        seq=head.seq + 1,
+        id=_new_event_id(),
         at=at or utcnow(),
         actor_user_id=actor.user_id if actor is not None else None,
         actor_organization_id=actor.organization_id if actor is not None else None,
@@ -91,27 +88,7 @@ def record_event(
         object_id=object_id,
         data=data or {},
         salt=secrets.token_hex(16),
-        prev_hash=head.hash,
-        hash="",
     )
-    event.id = _new_event_id()
-    event.hash = _digest(
-        canonical_event(
-            id=event.id,
-            seq=event.seq,
-            at=event.at,
-            actor_user_id=event.actor_user_id,
-            actor_organization_id=event.actor_organization_id,
-            organization_id=organization_id,
-            action=action,
-            object_id=object_id,
-            data=event.data,
-            parties=visible_to,
-            salt=event.salt,
-            prev_hash=event.prev_hash,
-        )
-    )
-    head.seq, head.hash = event.seq, event.hash
     session.add(event)
     session.flush()
     session.add_all(AuditEventParty(event_id=event.id, organization_id=p) for p in visible_to)
@@ -150,6 +127,7 @@ def present_event(event: AuditEvent, viewer: Actor) -> dict[str, Any]:
     return {
         "id": event.id,
         "seq": event.seq,
+        "sealed": event.seq is not None,
         "at": event.at,
         "actor_user_id": event.actor_user_id if own else None,
         "actor_organization_id": event.actor_organization_id if own else None,
@@ -160,86 +138,3 @@ def present_event(event: AuditEvent, viewer: Actor) -> dict[str, Any]:
         "prev_hash": event.prev_hash,
         "hash": event.hash,
     }
-
-
-@dataclass(frozen=True)
-class ChainReport:
-    ok: bool
-    checked: int
-    broken_seq: int | None = None
-    broken_event_id: str | None = None
-    reason: str | None = None
-
-
-def verify_chain(session: Session, *, batch: int = 1000) -> ChainReport:
-    """Recompute every hash in seq order; name the first event that breaks the chain."""
-    expected_seq, prev_hash, checked = 1, GENESIS_HASH, 0
-    for event, parties in _events_with_parties(session, batch):
-        if event.seq != expected_seq:
-            return _broken(
-                checked,
-                event,
-                f"expected seq {expected_seq}, found {event.seq}: "
-                "an event was removed or reordered before this one",
-            )
-        if event.prev_hash != prev_hash:
-            return _broken(checked, event, "prev_hash does not match the previous event's hash")
-        recomputed = _digest(
-            canonical_event(
-                id=event.id,
-                seq=event.seq,
-                at=event.at,
-                actor_user_id=event.actor_user_id,
-                actor_organization_id=event.actor_organization_id,
-                organization_id=event.organization_id,
-                action=event.action,
-                object_id=event.object_id,
-                data=event.data,
-                parties=parties,
-                salt=event.salt,
-                prev_hash=event.prev_hash,
-            )
-        )
-        if recomputed != event.hash:
-            return _broken(checked, event, "the stored event differs from what was hashed")
-        prev_hash, expected_seq, checked = event.hash, expected_seq + 1, checked + 1
-    head = session.get(AuditChainHead, 1)
-    if head is None or head.seq != checked or head.hash != prev_hash:
-        return ChainReport(
-            ok=False,
-            checked=checked,
-            broken_seq=checked + 1,
-            reason="the chain ends before its recorded head: events were removed from the end",
-        )
-    return ChainReport(ok=True, checked=checked)
-
-
-def _broken(checked: int, event: AuditEvent, reason: str) -> ChainReport:
-    return ChainReport(
-        ok=False, checked=checked, broken_seq=event.seq, broken_event_id=event.id, reason=reason
-    )
-
-
-def _events_with_parties(session: Session, batch: int) -> Iterator[tuple[AuditEvent, list[str]]]:
-    last_seq = 0
-    while True:
-        events = list(
-            session.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.seq > last_seq)
-                .order_by(AuditEvent.seq)
-                .limit(batch)
-            )
-        )
-        if not events:
-            return
-        parties: dict[str, list[str]] = {e.id: [] for e in events}
-        for event_id, org_id in session.execute(
-            select(AuditEventParty.event_id, AuditEventParty.organization_id).where(
-                AuditEventParty.event_id.in_(list(parties))
-            )
-        ):
-            parties[event_id].append(org_id)
-        for event in events:
-            yield event, parties[event.id]
-        last_seq = events[-1].seq

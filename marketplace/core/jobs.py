@@ -112,7 +112,8 @@ class JobQueue(ProgressBoard, Protocol):
     def dispatch(self, job_id: int, *, delay_seconds: float = 0.0) -> None: ...
 
 
-# session.info key: job ids to hand to the queue once the session's transaction commits.
+# session.info key: (job id, delay in seconds) to hand to the queue once the session's
+# transaction commits; a job due later is handed over with its delay.
 AFTER_COMMIT = "clearcut_jobs_after_commit"
 
 
@@ -148,12 +149,14 @@ def enqueue(
     stmt = insert(Job).values(**values).on_conflict_do_nothing().returning(Job.id)
     job_id = session.execute(stmt).scalar_one_or_none()
     if job_id is not None:
-        session.info.setdefault(AFTER_COMMIT, []).append(job_id)
+        delay = max(0.0, ((run_after or now) - now).total_seconds())
+        session.info.setdefault(AFTER_COMMIT, []).append((job_id, delay))
     return job_id
 
 
-def pending_dispatch(session: Session) -> list[int]:
-    """Take the ids of the jobs this session enqueued (its unit of work dispatches them)."""
+def pending_dispatch(session: Session) -> list[tuple[int, float]]:
+    """Take the ids (and delays) of the jobs this session enqueued (its unit of work
+    dispatches them)."""
     return session.info.pop(AFTER_COMMIT, [])
 
 

@@ -112,12 +112,12 @@ class UnitOfWork:
         is made again by the sweep)."""
         self._ended = True
         self.session.commit()
-        job_ids = pending_dispatch(self.session)
+        jobs = pending_dispatch(self.session)
         if self.queue is None:
             return
-        for job_id in job_ids:
+        for job_id, delay in jobs:
             try:
-                self.queue.dispatch(job_id)
+                self.queue.dispatch(job_id, delay_seconds=delay)
             except Exception:  # the queue is down: the sweep hands the job over later
                 log.warning("job %s not handed to the queue; the sweep will", job_id, exc_info=True)
 

@@ -26,6 +26,7 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
 
     from marketplace import migrations
     from marketplace.app import create_app
+    from marketplace.audit.keys import write_new_key
     from marketplace.dev.servers import LocalStripe, SeaweedFS, configure_webhook, free_port
 
     signal.signal(signal.SIGTERM, _raise_exit)
@@ -73,6 +74,9 @@ def run_dev(settings: Settings, *, host: str, port: int) -> None:
                 parents=True, exist_ok=True
             )
         migrations.upgrade(settings.database_url)
+        if settings.audit_signing_key_file:
+            # The audit log's signing key, kept beside the database but never in it.
+            write_new_key(settings.audit_signing_key_file)
         app = create_app(settings)
         accounts = _seed(app)
         click.echo("starting a worker (background jobs and schedules) ...", err=True)
@@ -94,6 +98,7 @@ def _worker_process(settings: Settings) -> Any:
         "S3_BUCKET": settings.s3_bucket,
         "STRIPE_API_BASE": settings.stripe_api_base or "",
         "QUEUE_URL": settings.queue_url,
+        "AUDIT_SIGNING_KEY_FILE": settings.audit_signing_key_file or "",
     }
     process = subprocess.Popen(  # noqa: S603 - our own command, no shell
         [sys.executable, "-m", "marketplace.cli", "worker", "--threads", "2"], env=env

@@ -5,17 +5,20 @@ itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from catalog.checksums import assets_awaiting_verification, read_back, record_verdict
 from catalog.imports.queued import IMPORT_JOB, fail_queued_import, run_queued_import
 from catalog.models import Asset
 from contracts.service import expire_contracts
+from marketplace.audit.keys import AUDIT_KEYS
+from marketplace.audit.sealing import seal_pending
 from marketplace.brokering.service import expire_offers
 from marketplace.core.errors import DomainError
-from marketplace.core.jobs import Handler, enqueue
+from marketplace.core.jobs import Handler, Job, enqueue
 from marketplace.worker.runner import JobContext
 
 
@@ -64,12 +67,52 @@ def _import_catalog(ctx: JobContext, args: dict[str, Any]) -> None:
         fail_queued_import(ctx.uow.session, args["import_id"], exc.detail or exc.title)
 
 
+#: Seconds between sealing runs: an event waits about this long for its place in the log.
+SEAL_PERIOD_SECONDS = 2
+
+
+def seal_key(epoch_seconds: float) -> str:
+    """One sealing job per period, however many runs (or the minute's schedule) ask for it."""
+    return f"audit.seal@{int(epoch_seconds // SEAL_PERIOD_SECONDS)}"
+
+
+def _seal_audit_log(ctx: JobContext, args: dict[str, Any]) -> None:
+    """Seal the waiting audit events, then ask for the next run one period later: huey's
+    schedules fire at most once a minute, so the job keeps itself going (the minute's schedule
+    starts it again if it ever stops). One sealer at a time: seal_pending locks the chain's head
+    row, which appenders never touch."""
+    runtime = ctx.runtime
+    keys = runtime.get(AUDIT_KEYS)
+    if keys is None or not keys.can_seal:
+        raise RuntimeError("no audit signing key: set AUDIT_SIGNING_KEY_FILE on the workers")
+    session, now = ctx.uow.session, runtime.clock()
+    seal_pending(session, keys, now=now)
+    # Still holding the head's lock: another run that reaches here waits for this one's commit
+    # and sees its next run queued, so the minute's schedule never starts a second chain.
+    queued = session.scalar(
+        select(Job.id).where(Job.name == "audit.seal", Job.status == "queued", Job.id != ctx.job_id)
+    )
+    if queued is None:
+        later = now + timedelta(seconds=SEAL_PERIOD_SECONDS)
+        enqueue(session, "audit.seal", key=seal_key(later.timestamp()), run_after=later, now=now)
+    # 1,800 runs an hour: keep the jobs table to the last hour's.
+    session.execute(
+        delete(Job).where(
+            Job.name == "audit.seal",
+            Job.status == "succeeded",
+            Job.finished_at < now - timedelta(hours=1),
+        )
+    )
+
+
 HANDLERS: tuple[Handler, ...] = (
     Handler("offers.expire", _expire_offers),
     Handler("contracts.expire", _expire_contracts),
     Handler("assets.queue_checks", _queue_asset_checks),
     Handler("assets.verify", _verify_asset, max_attempts=8),
     Handler(IMPORT_JOB, _import_catalog),
+    # A failed run is not retried: the next period's run (or the minute's) seals the same events.
+    Handler("audit.seal", _seal_audit_log, max_attempts=1),
 )
 
 
@@ -86,4 +129,5 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("offers.expire"),  # every minute: an offer expires within a minute of its time
     Schedule("contracts.expire", minute="*/15"),  # terms end at a day's end
     Schedule("assets.queue_checks", minute="*/10"),
+    Schedule("audit.seal"),  # restarts the every-2-seconds chain of seal runs if it stopped
 )

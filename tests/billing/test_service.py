@@ -60,7 +60,7 @@ def receive(
 def events_about(session: Session, object_id: str) -> list[AuditEvent]:
     return list(
         session.scalars(
-            select(AuditEvent).where(AuditEvent.object_id == object_id).order_by(AuditEvent.seq)
+            select(AuditEvent).where(AuditEvent.object_id == object_id).order_by(AuditEvent.id)
         )
     )
 

@@ -78,7 +78,7 @@ def units(session: Session) -> Callable[[], UnitOfWork]:
 
 
 def events(session: Session, asset_id: str) -> list[AuditEvent]:
-    stmt = select(AuditEvent).where(AuditEvent.object_id == asset_id).order_by(AuditEvent.seq)
+    stmt = select(AuditEvent).where(AuditEvent.object_id == asset_id).order_by(AuditEvent.id)
     return list(session.scalars(stmt))
 
 

@@ -826,7 +826,7 @@ class TestUpdates:
     def test_one_audit_event_per_import(self, session: Session, world: World) -> None:
         run_import(session, world, "studio_a", jsonl(small_catalog()))
         run_import(session, world, "studio_a", jsonl([film("f", kind="x")]))
-        events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
         assert [e.action for e in events] == ["catalog.import.succeeded", "catalog.import.failed"]
         assert events[0].data["created"]["title"] == 4
         assert events[0].data["rows_total"] == 11 and events[1].data["errors"] == 1
