@@ -9,7 +9,6 @@ from sqlalchemy import Select, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Asset
-from contracts.manifests import current_manifest
 from contracts.models import Attestation, Contract, ContractManifest
 from contracts.service import get_contract
 from marketplace.accounts.principal import Principal
@@ -88,10 +87,15 @@ def create_attestation(
     return attestation
 
 
-def _manifest_named(session: Session, contract: Contract, wanted: str | None) -> str:
+def _manifest_named(session: Session, contract: Contract, wanted: str | None) -> str | None:
     """The manifest version an attestation names: one of the contract's, the latest if None."""
     if wanted is None:
-        return current_manifest(session, contract).manifest_sha256
+        return session.scalar(
+            select(ContractManifest.manifest_sha256)
+            .where(ContractManifest.contract_id == contract.id)
+            .order_by(ContractManifest.version.desc())
+            .limit(1)
+        )
     known = session.scalar(
         select(ContractManifest.version).where(
             ContractManifest.contract_id == contract.id,
