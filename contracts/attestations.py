@@ -9,7 +9,7 @@ from sqlalchemy import Select, and_, exists, not_, or_, select
 from sqlalchemy.orm import Session
 
 from catalog.models import Asset
-from contracts.models import Attestation, Contract
+from contracts.models import Attestation, Contract, ContractManifest
 from contracts.service import get_contract
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
@@ -49,6 +49,7 @@ def create_attestation(
                 "asset_ids names assets outside this contract",
                 errors={"asset_ids": [f"Not an asset of this contract: {a}." for a in unknown]},
             )
+    manifest_sha256 = _manifest_named(session, contract, data.get("manifest_sha256"))
     started, finished = data.get("started_at"), data.get("finished_at")
     if started and finished and finished < started:
         raise ValidationFailed(
@@ -64,6 +65,7 @@ def create_attestation(
         finished_at=finished,
         asset_ids=asset_ids,
         statement=data["statement"],
+        manifest_sha256=manifest_sha256,
         created_by=viewer.user_id,
         created_at=now,
     )
@@ -76,9 +78,36 @@ def create_attestation(
         object_id=attestation.id,
         organization_id=contract.studio_id,
         parties=[contract.developer_id],
-        data={"contract_id": contract.id, "model_name": data.get("model_name")},
+        data={
+            "contract_id": contract.id,
+            "model_name": data.get("model_name"),
+            "manifest_sha256": manifest_sha256,
+        },
     )
     return attestation
+
+
+def _manifest_named(session: Session, contract: Contract, wanted: str | None) -> str | None:
+    """The manifest version an attestation names: one of the contract's, the latest if None."""
+    if wanted is None:
+        return session.scalar(
+            select(ContractManifest.manifest_sha256)
+            .where(ContractManifest.contract_id == contract.id)
+            .order_by(ContractManifest.version.desc())
+            .limit(1)
+        )
+    known = session.scalar(
+        select(ContractManifest.version).where(
+            ContractManifest.contract_id == contract.id,
+            ContractManifest.manifest_sha256 == wanted,
+        )
+    )
+    if known is None:
+        raise ValidationFailed(
+            "manifest_sha256 names no manifest of this contract",
+            errors={"manifest_sha256": ["Not a manifest version of this contract."]},
+        )
+    return wanted
 
 
 def attestations_stmt(session: Session, viewer: Principal, contract_id: str) -> Select[Attestation]:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     CheckConstraint,
     Date,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -132,5 +133,62 @@ class Attestation(Base):
     finished_at: Mapped[datetime | None] = mapped_column()
     asset_ids: Mapped[list[str]] = mapped_column(nullable=False, default=list)
     statement: Mapped[str] = mapped_column(Text, nullable=False)
+    # The manifest version attested about (migration 0023); NULL before it.
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
     created_by: Mapped[str] = mapped_column(String(40), nullable=False)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class ContractManifest(Base):
+    """A manifest frozen when the contract was signed: what was licensed, byte for byte.
+
+    Version 1 is written by the operator's countersignature (or, for contracts signed before
+    migration 0023, by the migration from the assets ready then). Its entries are rows of
+    ManifestEntry; `manifest_sha256` is the SHA-256 of their canonical JSON, recomputed and
+    checked on every read. The signature is not stored: Ed25519 is deterministic, so signing
+    the frozen bytes at read gives the same signature for the same key, and a rotated
+    SECRET_KEY leaves every manifest verifiable with the key published now.
+    """
+
+    __tablename__ = "contract_manifests"
+    __table_args__ = (CheckConstraint("version >= 1", name="version"),)
+
+    contract_id: Mapped[str] = mapped_column(
+        ForeignKey("contracts.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    manifest_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    asset_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    byte_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class ManifestEntry(Base):
+    """One asset of a frozen manifest, as it was at signature (not as the catalog is now)."""
+
+    __tablename__ = "manifest_entries"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["contract_id", "version"],
+            ["contract_manifests.contract_id", "contract_manifests.version"],
+            ondelete="CASCADE",
+        ),
+    )
+
+    contract_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    asset_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    title_id: Mapped[str] = mapped_column(String(40), nullable=False)
+    kind: Mapped[str] = mapped_column(String(40), nullable=False)
+    byte_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as signed: the keys API.md lists for a manifest asset."""
+        return {
+            "asset_id": self.asset_id,
+            "title_id": self.title_id,
+            "kind": self.kind,
+            "byte_size": self.byte_size,
+            "sha256": self.sha256,
+        }

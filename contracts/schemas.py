@@ -72,6 +72,13 @@ class AttestationCreateSchema(Schema):
         validate=ma.validate.Length(max=10_000),
     )
     statement = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=20_000))
+    manifest_sha256 = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
+        metadata={
+            "description": "The manifest version the attestation is about (its hex SHA-256, "
+            "as `GET /contracts/{id}/manifest` gives it); the current version if absent."
+        },
+    )
 
 
 class AttestationSchema(Schema):
@@ -84,6 +91,7 @@ class AttestationSchema(Schema):
     finished_at = UTCDateTime(allow_none=True)
     asset_ids = ma.fields.List(ma.fields.String())
     statement = ma.fields.String()
+    manifest_sha256 = ma.fields.String(allow_none=True)
     created_by = ma.fields.String()
     created_at = UTCDateTime()
 

@@ -24,6 +24,7 @@ from contracts.documents import (
     render_document,
 )
 from contracts.errors import DocumentMismatch, ExclusivityConflict
+from contracts.manifests import freeze_manifest
 from contracts.models import Contract, ContractTitle, Signature
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
@@ -322,6 +323,7 @@ def sign_contract(
             )
         contract.status = "signed"
         contract.signed_at = now
+        freeze_manifest(session, contract, now=now)
         record_event(
             session,
             viewer,

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from clearcut_client.cli import attest_command, pull_command
 from config import ConfigurationError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -44,6 +45,11 @@ def _runtime(
 @click.group()
 def main() -> None:
     """Clearcut: license film and TV libraries as AI training data."""
+
+
+# The client's commands: HTTP only, no database (clearcut_client imports no server code).
+main.add_command(pull_command)
+main.add_command(attest_command)
 
 
 @main.group()

@@ -64,6 +64,15 @@ ROUTES: list[Route] = [
         owner_tenants=STUDIOS,
         body=asset_of_owner,
     ),
+    # The batch form of the same route (tests/delivery/test_batch.py): the same rule.
+    Route(
+        "POST",
+        "/api/v1/contracts/{contract_id}/downloads",
+        party_rule(studio=403, developer=201, operator=403),
+        target=active_contract_of,
+        owner_tenants=STUDIOS,
+        body=lambda ctx, owner: {"assets": [asset_of_owner(ctx, owner)] * 2},
+    ),
     Route(
         "GET",
         "/api/v1/contracts/{contract_id}/downloads",

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from contracts.manifests import canonical_bytes
+
+__all__ = ["ALGORITHM", "SignedManifest", "canonical_bytes", "public_key_b64url", "sign_manifest"]
 
 ALGORITHM = "Ed25519"
 # Changing the label changes every manifest key: it names the purpose and a version.
@@ -31,6 +35,8 @@ class SignedManifest:
     assets: list[dict[str, Any]]
     manifest_sha256: str
     signature: str
+    version: int | None = None  # the frozen version (migration 0023)
+    frozen_at: datetime | None = None
 
 
 def b64url(data: bytes) -> str:
@@ -41,14 +47,6 @@ def b64url(data: bytes) -> str:
 def b64url_decode(text: str) -> bytes:
     """Decode base64url with or without its padding."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def canonical_bytes(contract_id: str, assets: Sequence[Mapping[str, Any]]) -> bytes:
-    """The exact bytes signed: `{"assets", "contract_id"}` as sorted-key compact UTF-8 JSON."""
-    document = {"contract_id": contract_id, "assets": [dict(a) for a in assets]}
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 @lru_cache(maxsize=4)
@@ -71,7 +69,12 @@ def public_key_b64url(secret_key: str) -> str:
 
 
 def sign_manifest(
-    secret_key: str, contract_id: str, assets: Sequence[Mapping[str, Any]]
+    secret_key: str,
+    contract_id: str,
+    assets: Sequence[Mapping[str, Any]],
+    *,
+    version: int | None = None,
+    frozen_at: datetime | None = None,
 ) -> SignedManifest:
     """Hash and sign the canonical bytes of a contract's manifest."""
     payload = canonical_bytes(contract_id, assets)
@@ -80,4 +83,6 @@ def sign_manifest(
         assets=[dict(a) for a in assets],
         manifest_sha256=hashlib.sha256(payload).hexdigest(),
         signature=b64url(signing_key(secret_key).sign(payload)),
+        version=version,
+        frozen_at=frozen_at,
     )

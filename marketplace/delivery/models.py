@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from marketplace.core.db import Base, created_at_column, id_column
@@ -25,6 +25,7 @@ class Download(Base):
             " OR (0 <= first_byte AND first_byte <= last_byte)",
             name="byte_range",
         ),
+        CheckConstraint("0 <= counted_bytes AND counted_bytes <= byte_size", name="counted_bytes"),
         Index("ix_downloads_contract_id_id", "contract_id", "id"),
         Index("ix_downloads_asset_id_id", "asset_id", "id"),  # migration 0015
     )
@@ -42,6 +43,11 @@ class Download(Base):
     # A download of a part of the asset (first and last byte, inclusive; migration 0015).
     first_byte: Mapped[int | None] = mapped_column(BigInteger)
     last_byte: Mapped[int | None] = mapped_column(BigInteger)
+    # What the grant added to the quota (migration 0023): the parts of one asset count one
+    # download and each of its bytes once, so a part may count less than it serves.
+    counted_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    counted_download: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    manifest_version: Mapped[int | None] = mapped_column(Integer)  # NULL before 0023
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime] = mapped_column(nullable=False)
 

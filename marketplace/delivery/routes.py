@@ -14,8 +14,8 @@ from marketplace.delivery import service
 from marketplace.delivery.manifest import ALGORITHM, public_key_b64url
 from marketplace.delivery.models import Download
 from marketplace.delivery.schemas import (
+    DownloadCreatedSchema,
     DownloadCreateSchema,
-    DownloadGrantSchema,
     DownloadPageSchema,
     DownloadQueryArgsSchema,
     ManifestSchema,
@@ -81,7 +81,7 @@ class ContractManifest(MethodView):
 @blp.route("/contracts/<contract_id>/downloads")
 class ContractDownloads(MethodView):
     @blp.arguments(DownloadCreateSchema())
-    @blp.response(201, DownloadGrantSchema)
+    @blp.response(201, DownloadCreatedSchema)
     @refusal(403, "`forbidden`: a party or operator that is not the licensee.")
     @refusal(404, "`not_found`: no such contract for you, or the asset is not in its manifest.")
     @refusal(
@@ -89,7 +89,11 @@ class ContractDownloads(MethodView):
         "`invalid_state`: the contract is not active today (unsigned, unpaid, not started, "
         "expired or terminated).",
     )
-    @refusal(422, "`validation_error`: a range outside the asset, or last before first.")
+    @refusal(
+        422,
+        "`validation_error`: a range outside the asset, last before first, both or neither "
+        "of `asset_id` and `assets`, or more than 1,000 items.",
+    )
     @refusal(429, "`quota_exceeded`: one more download or its bytes would pass the quota.")
     @refusal(
         503,
@@ -97,27 +101,39 @@ class ContractDownloads(MethodView):
         "`/readyz` reports, made every few seconds); nothing was counted, retry.",
     )
     def post(self, body: dict[str, Any], contract_id: str) -> Any:
-        """Grant a presigned download of a manifest asset (licensee; 429 past the quota)."""
-        wanted = body.get("range") or {}
-        grant = service.grant_download(
+        """Grant presigned downloads of manifest assets: one (`asset_id`) or a batch
+        (`assets`, up to 1,000, counted all or none) (licensee; 429 past the quota)."""
+        batch = "assets" in body
+        items = body["assets"] if batch else [body]
+        granted = service.grant_downloads(
             db(),
             viewer(),
             contract_id,
-            body["asset_id"],
+            [
+                service.GrantRequest(
+                    item["asset_id"],
+                    (item.get("range") or {}).get("first_byte"),
+                    (item.get("range") or {}).get("last_byte"),
+                )
+                for item in items
+            ],
             storage=state().storage,
             storage_health=state().storage_health,
             ttl_seconds=state().settings.download_url_ttl_seconds,
-            first_byte=wanted.get("first_byte"),
-            last_byte=wanted.get("last_byte"),
+            audit_each=not batch,
         )
-        d = grant.download
+        shown = [_grant(g) for g in granted.grants]
+        if not batch:
+            return shown[0] | {
+                "manifest_version": granted.manifest_version,
+                "manifest_sha256": granted.manifest_sha256,
+            }
         return {
-            "id": d.id,
-            "url": grant.url,
-            "expires_at": d.expires_at,
-            "byte_size": d.byte_size,
-            "range": d.byte_range,
-            "headers": grant.headers,
+            "grants": shown,  # shown as `items` (a dict has an items method)
+            "manifest_version": granted.manifest_version,
+            "manifest_sha256": granted.manifest_sha256,
+            "downloads_used": granted.downloads_used,
+            "bytes_used": granted.bytes_used,
         }
 
     @blp.arguments(PageArgsSchema(), location="query")
@@ -134,6 +150,21 @@ class ContractDownloads(MethodView):
             codec=state().cursors,
             scope="downloads",
         )
+
+
+def _grant(grant: service.DownloadGrant) -> dict[str, Any]:
+    d = grant.download
+    return {
+        "asset_id": d.asset_id,
+        "id": d.id,
+        "url": grant.url,
+        "expires_at": d.expires_at,
+        "byte_size": d.byte_size,
+        "counted_bytes": d.counted_bytes,
+        "range": d.byte_range,
+        "headers": grant.headers,
+        "filename": grant.filename,
+    }
 
 
 @blp.route("/downloads")

@@ -38,6 +38,13 @@ class ManifestSchema(Schema):
             "(RFC 4648 §5). Verify it with the key of `GET /manifest-signing-key`."
         }
     )
+    version = ma.fields.Integer(
+        metadata={
+            "description": "The manifest version: 1 is frozen when the contract is signed "
+            "(the assets ready then), and does not change as the catalog does."
+        }
+    )
+    frozen_at = UTCDateTime(metadata={"description": "When this version was frozen."})
 
 
 class SigningKeySchema(Schema):
@@ -61,8 +68,27 @@ class ByteRangeSchema(Schema):
     )
 
 
-class DownloadCreateSchema(Schema):
+MAX_BATCH = 1000
+
+
+class DownloadItemSchema(Schema):
     asset_id = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=40))
+    range = ma.fields.Nested(ByteRangeSchema)
+
+
+class DownloadCreateSchema(Schema):
+    """Either one asset (`asset_id`, `range`) or a batch (`assets`), not both."""
+
+    asset_id = ma.fields.String(validate=ma.validate.Length(min=1, max=40))
+    assets = ma.fields.List(
+        ma.fields.Nested(DownloadItemSchema),
+        validate=ma.validate.Length(min=1, max=MAX_BATCH),
+        metadata={
+            "description": f"A batch of up to {MAX_BATCH} grants, counted all or none: "
+            "either every one fits the quota and is counted, or none is (429). The same "
+            "asset may appear more than once (its parts)."
+        },
+    )
     range = ma.fields.Nested(
         ByteRangeSchema,
         metadata={
@@ -73,6 +99,15 @@ class DownloadCreateSchema(Schema):
             "`headers` (`Range`). Absent: the whole asset."
         },
     )
+
+    @ma.validates_schema
+    def one_form(self, data: dict[str, object], **_: object) -> None:
+        if ("assets" in data) == ("asset_id" in data):
+            raise ma.ValidationError(
+                "Give either asset_id (one grant) or assets (a batch).", "_schema"
+            )
+        if "assets" in data and "range" in data:
+            raise ma.ValidationError("A batch gives each item its own range.", "range")
 
 
 class DownloadGrantSchema(Schema):
@@ -104,6 +139,27 @@ class DownloadGrantSchema(Schema):
     )
 
 
+class BatchItemSchema(DownloadGrantSchema):
+    asset_id = ma.fields.String()
+    counted_bytes = ma.fields.Integer(
+        metadata={
+            "description": "The bytes this grant added to the quota: a part of an asset "
+            "counts only the bytes no earlier grant of that asset covered."
+        }
+    )
+    filename = ma.fields.String(metadata={"description": "`<asset_id><extension>`."})
+
+
+class DownloadCreatedSchema(BatchItemSchema):
+    """The single form's grant, or a batch's `items` with the manifest they follow."""
+
+    grants = ma.fields.List(ma.fields.Nested(BatchItemSchema), data_key="items")
+    manifest_version = ma.fields.Integer()
+    manifest_sha256 = ma.fields.String()
+    downloads_used = ma.fields.Integer()
+    bytes_used = ma.fields.Integer()
+
+
 class UsageSchema(Schema):
     downloads_used = ma.fields.Integer()
     downloads_quota = ma.fields.Integer()
@@ -118,8 +174,15 @@ class DownloadSchema(Schema):
     title_id = ma.fields.String()
     organization_id = ma.fields.String(metadata={"description": "The licensee's organization."})
     user_id = ma.fields.String(metadata={"description": "The user the URL was issued to."})
-    byte_size = ma.fields.Integer(metadata={"description": "The bytes granted and counted."})
-    sha256 = ma.fields.String(metadata={"description": "Of the whole asset."})
+    byte_size = ma.fields.Integer(metadata={"description": "The bytes granted."})
+    counted_bytes = ma.fields.Integer(
+        metadata={"description": "The bytes counted: a part counts only bytes not granted before."}
+    )
+    counted_download = ma.fields.Boolean(
+        metadata={"description": "Whether it counted a download (an asset's parts count one)."}
+    )
+    manifest_version = ma.fields.Integer(allow_none=True)
+    sha256 = ma.fields.String(metadata={"description": "Of the whole asset, as licensed."})
     range = ma.fields.Nested(
         ByteRangeSchema,
         allow_none=True,

@@ -1,31 +1,34 @@
-"""Delivery use cases: the signed manifest, metered download grants, usage, the delivery log.
+"""Delivery use cases: the frozen signed manifest, metered download grants, usage, the log.
 
 Metering is one conditional UPDATE … RETURNING on the contract row: the database decides, under
-any concurrency, whether one more download of n bytes still fits, and counts it in the same
-statement. Nothing is read, compared in Python and written back.
+any concurrency, whether a whole batch of downloads and its bytes still fits, and counts it in
+the same statement. Nothing is read, compared in Python and written back.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import PurePosixPath
-from typing import NoReturn
+from typing import Any, NoReturn
 
-from sqlalchemy import Select, or_, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from catalog.errors import StorageUnavailableError
-from catalog.models import Asset, Title
-from contracts.models import Contract, ContractTitle
+from catalog.models import Asset
+from contracts.manifests import current_manifest, load_manifest, manifest_entries
+from contracts.models import Contract, ManifestEntry
 from contracts.service import get_contract
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
 from marketplace.core.health import StorageHealth
+from marketplace.core.ids import new_id
 from marketplace.core.storage import ObjectStorage, StorageUnavailable, range_headers
 from marketplace.delivery.errors import QuotaExceeded
 from marketplace.delivery.manifest import SignedManifest, sign_manifest
@@ -34,10 +37,20 @@ from marketplace.delivery.models import Download
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 
 
+@dataclass(frozen=True, slots=True)
+class GrantRequest:
+    """One item of a grant: an asset of the manifest, whole or a byte range of it."""
+
+    asset_id: str
+    first_byte: int | None = None
+    last_byte: int | None = None
+
+
 @dataclass(frozen=True)
 class DownloadGrant:
     download: Download
     url: str
+    filename: str
 
     @property
     def headers(self) -> dict[str, str]:
@@ -49,6 +62,15 @@ class DownloadGrant:
 
 
 @dataclass(frozen=True)
+class BatchGrant:
+    grants: list[DownloadGrant]
+    manifest_version: int
+    manifest_sha256: str
+    downloads_used: int
+    bytes_used: int
+
+
+@dataclass(frozen=True)
 class Usage:
     downloads_used: int
     downloads_quota: int
@@ -56,49 +78,19 @@ class Usage:
     bytes_quota: int
 
 
-def manifest_assets_stmt(contract: Contract) -> Select[Asset]:
-    """Ready assets of the contract's titles and of their descendants (a series' episodes)."""
-    licensed = select(ContractTitle.title_id).where(ContractTitle.contract_id == contract.id)
-    return (
-        select(Asset)
-        .join(Title, Title.id == Asset.title_id)
-        .where(
-            Asset.status == "ready",
-            Asset.studio_id == contract.studio_id,
-            or_(
-                Title.id.in_(licensed),
-                Title.parent_id.in_(licensed),
-                Title.root_id.in_(licensed),
-            ),
-        )
-    )
-
-
-def _require_signed(contract: Contract) -> None:
-    if contract.signed_at is None:
-        raise InvalidState(
-            f"contract {contract.id} is {contract.status}: its manifest exists once it is signed"
-        )
-
-
 def contract_manifest(
     session: Session, viewer: Principal, contract_id: str, *, secret_key: str
 ) -> SignedManifest:
-    """Return the signed list of assets a signed contract licenses (parties and operators)."""
+    """Return the signed manifest frozen at signature (parties and operators)."""
     contract = get_contract(session, viewer, contract_id)
-    _require_signed(contract)
-    assets = session.scalars(manifest_assets_stmt(contract).order_by(Asset.id))
-    entries = [
-        {
-            "asset_id": a.id,
-            "title_id": a.title_id,
-            "kind": a.kind,
-            "byte_size": a.byte_size,
-            "sha256": a.sha256,
-        }
-        for a in assets
-    ]
-    return sign_manifest(secret_key, contract.id, entries)
+    frozen = load_manifest(session, contract)
+    return sign_manifest(
+        secret_key,
+        contract.id,
+        frozen.assets,
+        version=frozen.version,
+        frozen_at=frozen.created_at,
+    )
 
 
 def _inactive_reason(contract: Contract, today: date) -> str | None:
@@ -110,10 +102,10 @@ def _inactive_reason(contract: Contract, today: date) -> str | None:
     return None
 
 
-def _download_filename(asset: Asset) -> str:
+def _download_filename(asset_id: str, storage_key: str) -> str:
     # Name the file by its manifest id: the studio's own path (and title names) stay private.
-    suffix = PurePosixPath(asset.storage_key).suffix
-    return asset.id + (suffix if _SAFE_SUFFIX.match(suffix) else "")
+    suffix = PurePosixPath(storage_key).suffix
+    return asset_id + (suffix if _SAFE_SUFFIX.match(suffix) else "")
 
 
 def grant_download(
@@ -132,8 +124,92 @@ def grant_download(
     """Count one download of an asset against the quota and return a presigned GET URL.
 
     With first_byte (and last_byte, inclusive; the asset's last byte if None), the download
-    is of that range only: its bytes are the ones counted, and the URL serves nothing else.
-    While the store is known to be down, nothing is counted: StorageUnavailableError (503).
+    is of that range only, and the URL serves nothing else (see grant_downloads for what a
+    range counts). While the store is known to be down, nothing is counted (503).
+    """
+    batch = grant_downloads(
+        session,
+        viewer,
+        contract_id,
+        [GrantRequest(asset_id, first_byte, last_byte)],
+        storage=storage,
+        storage_health=storage_health,
+        ttl_seconds=ttl_seconds,
+        now=now,
+        audit_each=True,
+    )
+    return batch.grants[0]
+
+
+@dataclass(slots=True)
+class _Coverage:
+    """The bytes of one asset already granted under the contract, as merged intervals."""
+
+    intervals: list[tuple[int, int]]
+    granted: bool = False  # any earlier grant of the asset (an empty asset covers no byte)
+
+    def add(self, first: int, last: int) -> int:
+        """Cover [first, last]; return how many of its bytes were not covered before."""
+        self.granted = True
+        if last < first:
+            return 0
+        new = last - first + 1
+        for a, b in self.intervals:
+            overlap = min(b, last) - max(a, first) + 1
+            if overlap > 0:
+                new -= overlap
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted([*self.intervals, (first, last)]):
+            if merged and a <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        self.intervals = merged
+        return new
+
+
+def _coverage(session: Session, contract_id: str, asset_ids: set[str]) -> dict[str, _Coverage]:
+    """What earlier grants of these assets under the contract have covered (one query)."""
+    covered = {a: _Coverage([]) for a in asset_ids}
+    if not asset_ids:
+        return covered
+    rows = session.execute(
+        select(Download.asset_id, Download.first_byte, Download.last_byte, Download.byte_size)
+        .where(Download.contract_id == contract_id, Download.asset_id.in_(asset_ids))
+        .order_by(Download.id)
+    )
+    for asset_id, first, last, size in rows:
+        if first is None or last is None:
+            covered[asset_id].add(0, size - 1)
+        else:
+            covered[asset_id].add(first, last)
+    return covered
+
+
+def grant_downloads(
+    session: Session,
+    viewer: Principal,
+    contract_id: str,
+    wanted: Sequence[GrantRequest],
+    *,
+    storage: ObjectStorage,
+    storage_health: StorageHealth,
+    ttl_seconds: int,
+    now: datetime | None = None,
+    audit_each: bool = False,
+) -> BatchGrant:
+    """Grant presigned downloads of manifest assets, counted against the quota all or none.
+
+    A whole-asset grant counts one download and the asset's bytes, every time (API.md). The
+    parts of an asset (ranged grants) count as one download and each byte once: a range counts
+    only the bytes no earlier grant of that asset under this contract (whole or ranged, in
+    this batch or before) covered, and a download only if the asset was never granted before.
+    So a download resumed, or fetched in parallel pieces, is counted once.
+
+    The whole batch is counted by one conditional UPDATE of the contract row: under any
+    concurrency either every grant fits and is counted, or none is (429). One audit event
+    lists the batch's grants (`audit_each`: one `download.granted` per grant, as the
+    single-asset form always wrote).
     """
     now = now or utcnow()
     today = now.date()
@@ -144,13 +220,20 @@ def grant_download(
     reason = _inactive_reason(contract, today)
     if reason is not None:
         raise InvalidState(reason)
-    asset = session.scalars(
-        manifest_assets_stmt(contract).where(Asset.id == asset_id)
-    ).one_or_none()
-    if asset is None:
-        raise NotFound(f"asset {asset_id} is not in the manifest of contract {contract.id}")
-    byte_range = _byte_range(asset, first_byte, last_byte)
-    byte_size = asset.byte_size if byte_range is None else byte_range[1] - byte_range[0] + 1
+    manifest = current_manifest(session, contract)
+    entries = manifest_entries(session, manifest, [w.asset_id for w in wanted])
+    keys: dict[str, str] = {
+        asset_id: key
+        for asset_id, key in session.execute(
+            select(Asset.id, Asset.storage_key).where(Asset.id.in_(set(entries)))
+        )
+    }
+    for w in wanted:
+        if w.asset_id not in entries:
+            raise NotFound(f"asset {w.asset_id} is not in the manifest of contract {contract.id}")
+        if w.asset_id not in keys:
+            raise NotFound(f"asset {w.asset_id} of contract {contract.id} is no longer stored")
+    ranges = [_byte_range(entries[w.asset_id], w.first_byte, w.last_byte) for w in wanted]
     # Signing a URL never touches the store: without this, a grant would be counted (and a
     # retry counted again) for a URL nobody can fetch.
     if not storage_health.is_up():
@@ -158,6 +241,27 @@ def grant_download(
             "the object store is unavailable: no download was granted or counted; retry later",
             retry_after=storage_health.retry_after_seconds,
         )
+    ranged_assets = {w.asset_id for w, r in zip(wanted, ranges, strict=True) if r is not None}
+    if ranged_assets:
+        # What a part counts depends on the grants before it: take the contract row's lock
+        # first, so two batches of parts of one asset cannot both count the same bytes.
+        session.execute(
+            select(Contract.id).where(Contract.id == contract.id).with_for_update()
+        ).one()
+    coverage = _coverage(session, contract.id, ranged_assets)
+    counts: list[tuple[int, int, bool]] = []  # (bytes served, bytes counted, download counted)
+    for w, r in zip(wanted, ranges, strict=True):
+        size = entries[w.asset_id].byte_size
+        if r is None:
+            if w.asset_id in coverage:  # a later part in this batch is then covered
+                coverage[w.asset_id].add(0, size - 1)
+            counts.append((size, size, True))
+            continue
+        cover = coverage[w.asset_id]
+        first_time = not cover.granted
+        counts.append((r[1] - r[0] + 1, cover.add(r[0], r[1]), first_time))
+    downloads = sum(1 for _, _, d in counts if d)
+    byte_count = sum(c for _, c, _ in counts)
     counted = session.execute(
         update(Contract)
         .where(
@@ -166,68 +270,107 @@ def grant_download(
             Contract.status == "active",
             Contract.starts_on <= today,
             Contract.ends_on >= today,
-            Contract.downloads_used + 1 <= Contract.quota_downloads,
-            Contract.bytes_used + byte_size <= Contract.quota_bytes,
+            Contract.downloads_used + downloads <= Contract.quota_downloads,
+            Contract.bytes_used + byte_count <= Contract.quota_bytes,
         )
         .values(
-            downloads_used=Contract.downloads_used + 1,
-            bytes_used=Contract.bytes_used + byte_size,
+            downloads_used=Contract.downloads_used + downloads,
+            bytes_used=Contract.bytes_used + byte_count,
         )
         .returning(Contract.downloads_used, Contract.bytes_used),
         execution_options={"synchronize_session": False},
     ).one_or_none()
     if counted is None:
-        _refuse(session, contract, byte_size, today)
+        _refuse(session, contract, downloads, byte_count, today)
     # Keep the loaded row truthful without marking it dirty (no second UPDATE at flush).
     set_committed_value(contract, "downloads_used", counted.downloads_used)
     set_committed_value(contract, "bytes_used", counted.bytes_used)
-    download = Download(
-        contract_id=contract.id,
-        asset_id=asset.id,
-        title_id=asset.title_id,
-        organization_id=viewer.organization_id,
-        user_id=viewer.user_id,
-        byte_size=byte_size,
-        sha256=asset.sha256,
-        first_byte=None if byte_range is None else byte_range[0],
-        last_byte=None if byte_range is None else byte_range[1],
-        created_at=now,
-        expires_at=now + timedelta(seconds=ttl_seconds),
-    )
-    session.add(download)
-    session.flush()
-    record_event(
-        session,
-        viewer,
-        "download.granted",
-        object_id=download.id,
-        organization_id=contract.studio_id,
-        parties=[contract.developer_id],
-        data={
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    rows = [
+        {
+            "id": new_id("dl"),
             "contract_id": contract.id,
-            "asset_id": asset.id,
-            "title_id": asset.title_id,
-            "byte_size": byte_size,
-            "byte_range": None if byte_range is None else list(byte_range),
-            "downloads_used": counted.downloads_used,
-            "bytes_used": counted.bytes_used,
-        },
-        at=now,
-    )
-    try:
-        url = storage.presign_get(
-            asset.storage_key,
-            expires_in=ttl_seconds,
-            filename=_download_filename(asset),
-            byte_range=byte_range,
+            "asset_id": w.asset_id,
+            "title_id": entries[w.asset_id].title_id,
+            "organization_id": viewer.organization_id,
+            "user_id": viewer.user_id,
+            "byte_size": served,
+            "sha256": entries[w.asset_id].sha256,
+            "first_byte": None if r is None else r[0],
+            "last_byte": None if r is None else r[1],
+            "counted_bytes": counted_bytes,
+            "counted_download": counted_download,
+            "manifest_version": manifest.version,
+            "created_at": now,
+            "expires_at": expires_at,
+        }
+        for w, r, (served, counted_bytes, counted_download) in zip(
+            wanted, ranges, counts, strict=True
         )
+    ]
+    session.execute(insert(Download), rows)
+    audited: list[dict[str, Any]] = [
+        {
+            "id": row["id"],
+            "asset_id": row["asset_id"],
+            "title_id": row["title_id"],
+            "byte_size": row["byte_size"],
+            "byte_range": None if r is None else list(r),
+            "counted_bytes": row["counted_bytes"],
+            "counted_download": row["counted_download"],
+        }
+        for row, r in zip(rows, ranges, strict=True)
+    ]
+    common = {
+        "contract_id": contract.id,
+        "manifest_version": manifest.version,
+        "downloads_used": counted.downloads_used,
+        "bytes_used": counted.bytes_used,
+    }
+    if audit_each:
+        for item in audited:
+            record_event(
+                session,
+                viewer,
+                "download.granted",
+                object_id=str(item["id"]),
+                organization_id=contract.studio_id,
+                parties=[contract.developer_id],
+                data={**common, **{k: v for k, v in item.items() if k != "id"}},
+                at=now,
+            )
+    else:
+        record_event(
+            session,
+            viewer,
+            "download.batch_granted",
+            object_id=contract.id,
+            organization_id=contract.studio_id,
+            parties=[contract.developer_id],
+            data={**common, "manifest_sha256": manifest.manifest_sha256, "grants": audited},
+            at=now,
+        )
+    grants = []
+    try:
+        for w, r, row in zip(wanted, ranges, rows, strict=True):
+            filename = _download_filename(w.asset_id, keys[w.asset_id])
+            url = storage.presign_get(
+                keys[w.asset_id], expires_in=ttl_seconds, filename=filename, byte_range=r
+            )
+            grants.append(DownloadGrant(download=Download(**row), url=url, filename=filename))
     except StorageUnavailable as exc:  # signing is local for S3; the request rolls back
         raise StorageUnavailableError(retry_after=storage_health.retry_after_seconds) from exc
-    return DownloadGrant(download=download, url=url)
+    return BatchGrant(
+        grants=grants,
+        manifest_version=manifest.version,
+        manifest_sha256=manifest.manifest_sha256,
+        downloads_used=counted.downloads_used,
+        bytes_used=counted.bytes_used,
+    )
 
 
 def _byte_range(
-    asset: Asset, first_byte: int | None, last_byte: int | None
+    asset: ManifestEntry, first_byte: int | None, last_byte: int | None
 ) -> tuple[int, int] | None:
     """The range asked for, checked against the asset's size; None for the whole asset."""
     if first_byte is None:
@@ -245,21 +388,28 @@ def _byte_range(
         )
     if last >= asset.byte_size:
         raise ValidationFailed(
-            f"asset {asset.id} has {asset.byte_size} bytes",
+            f"asset {asset.asset_id} has {asset.byte_size} bytes",
             errors={"range": [f"Asset has {asset.byte_size} bytes: 0 to {asset.byte_size - 1}."]},
         )
     return first_byte, last
 
 
-def _refuse(session: Session, contract: Contract, byte_size: int, today: date) -> NoReturn:
+def _refuse(
+    session: Session, contract: Contract, downloads: int, byte_size: int, today: date
+) -> NoReturn:
     """Explain why the conditional UPDATE matched no row, from the row as it is now."""
     session.refresh(contract)
     reason = _inactive_reason(contract, today)
     if reason is not None:
         raise InvalidState(reason)
-    if contract.downloads_used + 1 > contract.quota_downloads:
+    if contract.downloads_used + downloads > contract.quota_downloads:
+        if downloads == 1:
+            raise QuotaExceeded(
+                f"all {contract.quota_downloads} downloads of contract {contract.id} are used"
+            )
         raise QuotaExceeded(
-            f"all {contract.quota_downloads} downloads of contract {contract.id} are used"
+            f"{downloads} more downloads would pass the quota of contract {contract.id}: "
+            f"{contract.downloads_used} of {contract.quota_downloads} are used"
         )
     raise QuotaExceeded(
         f"{byte_size} more bytes would pass the quota of contract {contract.id}: "

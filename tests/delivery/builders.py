@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from contracts.manifests import freeze_manifest
 from contracts.models import Contract, ContractTitle
 from marketplace.core.ids import new_id
 from tests.world import World
@@ -58,4 +59,6 @@ def make_contract(
     session.flush()
     session.add_all(ContractTitle(contract_id=contract.id, title_id=t) for t in set(title_ids))
     session.flush()
+    if signed:  # as sign_contract does: the manifest is frozen from the assets ready now
+        freeze_manifest(session, contract)
     return contract

@@ -64,7 +64,14 @@ class TestSignature:
         session.commit()
         contract = signed_contract(client, world, [title.id])
         body = get_manifest(client, contract["id"], world["developer_x"].headers)
-        assert set(body) == {"contract_id", "assets", "manifest_sha256", "signature"}
+        assert set(body) == {
+            "contract_id",
+            "assets",
+            "manifest_sha256",
+            "signature",
+            "version",
+            "frozen_at",
+        }
         assert body["contract_id"] == contract["id"]
         [entry] = body["assets"]
         assert entry["title_id"] == title.id
