@@ -25,6 +25,7 @@ from contracts.documents import (
 )
 from contracts.errors import DocumentMismatch, ExclusivityConflict
 from contracts.models import Contract, ContractTitle, Signature
+from contracts.views import signatures_of
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
@@ -88,13 +89,6 @@ def get_contract(
     if contract is None:
         raise NotFound(f"contract {contract_id} not found")
     return contract
-
-
-def developer_disclosed(contract: Contract, viewer: Principal) -> bool:
-    """Anonymous deals hide the developer from the studio until the contract is signed."""
-    if not contract.anonymous or not viewer.is_studio:
-        return True
-    return contract.signed_at is not None
 
 
 def lock_titles(session: Session, title_ids: Sequence[str]) -> None:
@@ -246,14 +240,6 @@ def signer_role(viewer: Principal, contract: Contract) -> str:
     if viewer.organization_id == contract.studio_id:
         return "studio"
     return "developer"
-
-
-def signatures_of(session: Session, contract_id: str) -> list[Signature]:
-    return list(
-        session.scalars(
-            select(Signature).where(Signature.contract_id == contract_id).order_by(Signature.id)
-        )
-    )
 
 
 def sign_contract(

@@ -166,22 +166,6 @@ def close_request(
     return request
 
 
-def developer_hidden(session: Session, request: LicenseRequest, viewer: Principal) -> bool:
-    """True while a studio must not learn who an anonymous request comes from."""
-    if not request.anonymous or not viewer.is_studio:
-        return False
-    signed = session.scalar(
-        select(
-            exists().where(
-                Contract.request_id == request.id,
-                Contract.studio_id == viewer.organization_id,
-                Contract.signed_at.is_not(None),
-            )
-        )
-    )
-    return not signed
-
-
 # ---------------------------------------------------------------- offers
 
 
