@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -68,6 +69,9 @@ class Settings:
     queue_name: str = "clearcut"
     # How long a worker holds a job before another may take it over (renewed while it runs).
     job_lease_seconds: int = 60
+    # The Fernet key that encrypts webhook endpoints' signing secrets at rest. Empty outside
+    # production: one is derived from SECRET_KEY (marketplace.webhooks.crypto).
+    webhook_secret_key: str = ""
 
     @property
     def statement_timeout(self) -> float | None:
@@ -121,11 +125,22 @@ class Settings:
             problems.append("DATABASE_URL (PostgreSQL in production)")
         if self.queue_url.startswith("sqlite"):
             problems.append("QUEUE_URL (Redis in production: workers on several machines)")
+        if not _is_fernet_key(self.webhook_secret_key):
+            problems.append(
+                "WEBHOOK_SECRET_KEY (a Fernet key: 32 bytes, URL-safe base64; see docs/webhooks.md)"
+            )
         if problems:
             raise ConfigurationError(
                 "refusing to start in production with missing or default settings: "
                 + "; ".join(problems)
             )
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32 if value else False
+    except ValueError:
+        return False
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -181,11 +196,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         queue_url=env.get("QUEUE_URL") or base.queue_url,
         queue_name=env.get("QUEUE_NAME") or base.queue_name,
         job_lease_seconds=_int(env, "JOB_LEASE_SECONDS", base.job_lease_seconds),
+        webhook_secret_key=env.get("WEBHOOK_SECRET_KEY") or "",
     )
     if production:
         missing = [
             n
-            for n in ("SECRET_KEY", "STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "DATABASE_URL")
+            for n in (
+                "SECRET_KEY",
+                "STRIPE_API_KEY",
+                "STRIPE_WEBHOOK_SECRET",
+                "DATABASE_URL",
+                "WEBHOOK_SECRET_KEY",
+            )
             if not env.get(n)
         ]
         if missing:

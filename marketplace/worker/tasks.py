@@ -16,6 +16,9 @@ from contracts.service import expire_contracts
 from marketplace.brokering.service import expire_offers
 from marketplace.core.errors import DomainError
 from marketplace.core.jobs import Handler, enqueue
+from marketplace.webhooks.crypto import secret_box
+from marketplace.webhooks.deliver import attempt_delivery
+from marketplace.webhooks.service import DELIVERY_ATTEMPTS, DELIVERY_JOB, retry_delay
 from marketplace.worker.runner import JobContext
 
 
@@ -64,12 +67,28 @@ def _import_catalog(ctx: JobContext, args: dict[str, Any]) -> None:
         fail_queued_import(ctx.uow.session, args["import_id"], exc.detail or exc.title)
 
 
+def _deliver_webhook(ctx: JobContext, args: dict[str, Any]) -> None:
+    """One attempt of one webhook delivery; a non-2xx answer or none fails the job, retried
+    on the delivery's schedule (about 3 days)."""
+    runtime = ctx.runtime
+    attempt_delivery(
+        unit_of_work=runtime.unit_of_work,
+        session=ctx.uow.session,
+        box=secret_box(runtime.settings),
+        clock=runtime.clock,
+        production=runtime.settings.is_production,
+        delivery_id=args["delivery_id"],
+        attempt=ctx.attempt,
+    )
+
+
 HANDLERS: tuple[Handler, ...] = (
     Handler("offers.expire", _expire_offers),
     Handler("contracts.expire", _expire_contracts),
     Handler("assets.queue_checks", _queue_asset_checks),
     Handler("assets.verify", _verify_asset, max_attempts=8),
     Handler(IMPORT_JOB, _import_catalog),
+    Handler(DELIVERY_JOB, _deliver_webhook, max_attempts=DELIVERY_ATTEMPTS, backoff=retry_delay),
 )
 
 
