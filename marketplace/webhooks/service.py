@@ -370,6 +370,7 @@ def publish(
             created_at=now,
         )
         session.add(message)
+        session.flush()  # no relationship orders the inserts: the message first
         deliveries = [
             WebhookDelivery(
                 message_id=message_id,
