@@ -41,9 +41,7 @@ def endpoint_of(ctx: Ctx, owner: str) -> dict[str, str]:
 
 def delivery_of(ctx: Ctx, owner: str) -> dict[str, str]:
     endpoint = endpoint_row(ctx, owner)
-    message = WebhookMessage(
-        organization_id=endpoint.organization_id, type="offer.made", body="{}"
-    )
+    message = WebhookMessage(organization_id=endpoint.organization_id, type="offer.made", body="{}")
     ctx.session.add(message)
     ctx.session.flush()
     delivery = WebhookDelivery(message_id=message.id, endpoint_id=endpoint.id, status="failed")

@@ -3,6 +3,7 @@ only; every event the marketplace publishes; an endpoint disabled after days of 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,6 +63,7 @@ class TestPublish:
         subscribed = endpoint(session, a, ["offer.made"])
         endpoint(session, a, ["offer.rejected"])
         endpoint(session, b, ["*"], enabled=False)
+        developers = endpoint(session, x, ["*"])
         seen: list[str] = []
 
         def payload_for(who: Any) -> dict[str, Any]:
@@ -75,13 +77,17 @@ class TestPublish:
             payload_for=payload_for,
             path="/api/v1/offers/ofr_x",
         )
-        assert seen == [a]  # rendered once, only for an organization that receives it
-        assert [m.organization_id for m in messages] == [a]
-        delivery = session.scalars(select(WebhookDelivery)).one()
-        assert delivery.endpoint_id == subscribed
-        job = session.scalars(select(Job).where(Job.name == DELIVERY_JOB)).one()
-        assert job.args == {"delivery_id": delivery.id} and job.ordering_key == subscribed
-        assert job.max_attempts == DELIVERY_ATTEMPTS
+        # Rendered once per organization that receives it, for that organization.
+        assert seen == [a, x]
+        assert [m.organization_id for m in messages] == [a, x]
+        assert [json.loads(m.body)["data"]["object"] for m in messages] == [{"for": a}, {"for": x}]
+        deliveries = session.scalars(select(WebhookDelivery)).all()
+        assert sorted(d.endpoint_id for d in deliveries) == sorted([subscribed, developers])
+        jobs = session.scalars(select(Job).where(Job.name == DELIVERY_JOB)).all()
+        assert sorted((j.args["delivery_id"], j.ordering_key) for j in jobs) == sorted(
+            (d.id, d.endpoint_id) for d in deliveries
+        )
+        assert {j.max_attempts for j in jobs} == {DELIVERY_ATTEMPTS}
 
     def test_the_schedule_spans_about_three_days(self) -> None:
         assert timedelta(days=3) <= timedelta(seconds=sum(RETRY_DELAYS)) < timedelta(days=4)
