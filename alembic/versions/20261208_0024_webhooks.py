@@ -4,7 +4,7 @@ Written as revising 0021: 0022 and 0023 are taken by other branches, so down_rev
 renumbered when they merge.
 
 Revision ID: 0024
-Revises: 0021
+Revises: 0023
 Create Date: 2026-12-08 10:00:00.000000
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0024"
-down_revision: str | None = "0021"
+down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
