@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -73,6 +74,9 @@ class Settings:
     audit_signing_key_file: str | None = field(
         default_factory=lambda: str(INSTANCE_DIR / "audit-signing-key.pem")
     )
+    # The Fernet key that encrypts webhook endpoints' signing secrets at rest. Empty outside
+    # production: one is derived from SECRET_KEY (marketplace.webhooks.crypto).
+    webhook_secret_key: str = ""
 
     @property
     def statement_timeout(self) -> float | None:
@@ -128,11 +132,22 @@ class Settings:
             problems.append("QUEUE_URL (Redis in production: workers on several machines)")
         if not self.audit_signing_key_file:
             problems.append("AUDIT_SIGNING_KEY_FILE (the audit log's Ed25519 signing key)")
+        if not _is_fernet_key(self.webhook_secret_key):
+            problems.append(
+                "WEBHOOK_SECRET_KEY (a Fernet key: 32 bytes, URL-safe base64; see docs/webhooks.md)"
+            )
         if problems:
             raise ConfigurationError(
                 "refusing to start in production with missing or default settings: "
                 + "; ".join(problems)
             )
+
+
+def _is_fernet_key(value: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(value.encode())) == 32 if value else False
+    except ValueError:
+        return False
 
 
 def _int(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -189,6 +204,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         queue_name=env.get("QUEUE_NAME") or base.queue_name,
         job_lease_seconds=_int(env, "JOB_LEASE_SECONDS", base.job_lease_seconds),
         audit_signing_key_file=pick("AUDIT_SIGNING_KEY_FILE", base.audit_signing_key_file),
+        webhook_secret_key=env.get("WEBHOOK_SECRET_KEY") or "",
     )
     if production:
         missing = [
@@ -199,6 +215,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "STRIPE_WEBHOOK_SECRET",
                 "DATABASE_URL",
                 "AUDIT_SIGNING_KEY_FILE",
+                "WEBHOOK_SECRET_KEY",
             )
             if not env.get(n)
         ]

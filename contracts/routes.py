@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask.views import MethodView
-from sqlalchemy.orm import Session
 
 from contracts import attestations, service
 from contracts.models import Attestation, Contract
@@ -25,6 +24,7 @@ from contracts.schemas import (
     SignSchema,
     TerminateSchema,
 )
+from contracts.views import developer_disclosed, present_contract
 from marketplace.accounts.principal import Principal
 from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.db import utcnow
@@ -41,44 +41,6 @@ def viewer() -> Principal:
 
 def today() -> date:
     return utcnow().date()
-
-
-def present_contract(session: Session, contract: Contract, who: Principal) -> dict[str, Any]:
-    """The contract as `who` may see it: anonymous deals hide the developer until signed."""
-    disclosed = service.developer_disclosed(contract, who)
-    signatures = []
-    for s in service.signatures_of(session, contract.id):
-        hidden = s.role == "developer" and not disclosed
-        signatures.append(
-            {
-                "organization_id": None if hidden else s.organization_id,
-                "user_id": None if hidden else s.user_id,
-                "role": s.role,
-                "signed_at": s.signed_at,
-            }
-        )
-    return {
-        "id": contract.id,
-        "offer_id": contract.offer_id,
-        "request_id": contract.request_id,
-        "studio_id": contract.studio_id,
-        "developer_id": contract.developer_id if disclosed else None,
-        "terms": contract.terms,
-        "title_ids": contract.title_ids,
-        "document_sha256": contract.document_sha256,
-        "status": contract.current_status(today()),
-        "signatures": signatures,
-        "payment_status": contract.payment_status,
-        "starts_on": contract.starts_on,
-        "ends_on": contract.ends_on,
-        "exclusive": contract.exclusive,
-        "amount_cents": contract.amount_cents,
-        "currency": contract.currency,
-        "created_at": contract.created_at,
-        "signed_at": contract.signed_at,
-        "terminated_at": contract.terminated_at,
-        "termination_reason": contract.termination_reason,
-    }
 
 
 @blp.route("/contracts")
@@ -149,9 +111,7 @@ class ContractPolicy(MethodView):
         """The granted permissions, prohibitions and duties as an ODRL 2.2 policy (JSON-LD)."""
         who = viewer()
         contract = service.get_contract(db(), who, contract_id)
-        policy = contract_policy(
-            contract, disclose_developer=service.developer_disclosed(contract, who)
-        )
+        policy = contract_policy(contract, disclose_developer=developer_disclosed(contract, who))
         response = jsonify(policy)
         response.content_type = "application/ld+json"
         return response

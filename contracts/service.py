@@ -26,11 +26,13 @@ from contracts.documents import (
 from contracts.errors import DocumentMismatch, ExclusivityConflict
 from contracts.manifests import freeze_manifest
 from contracts.models import Contract, ContractTitle, Signature
+from contracts.views import present_contract, signatures_of
 from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.core.db import is_postgres, utcnow
 from marketplace.core.errors import Conflict, Forbidden, InvalidState, NotFound
+from marketplace.webhooks.service import publish
 
 # Contracts that are in force (or will be): the ones exclusivity protects.
 LIVE_STATUSES = ("signed", "active")
@@ -89,13 +91,6 @@ def get_contract(
     if contract is None:
         raise NotFound(f"contract {contract_id} not found")
     return contract
-
-
-def developer_disclosed(contract: Contract, viewer: Principal) -> bool:
-    """Anonymous deals hide the developer from the studio until the contract is signed."""
-    if not contract.anonymous or not viewer.is_studio:
-        return True
-    return contract.signed_at is not None
 
 
 def lock_titles(session: Session, title_ids: Sequence[str]) -> None:
@@ -241,20 +236,29 @@ def create_contract(
     return contract
 
 
+def publish_contract(
+    session: Session, event_type: str, contract: Contract, now: datetime | None = None
+) -> None:
+    """Tell both parties' webhooks, each with the contract as the API shows it to them (an
+    anonymous developer hidden from the studio until signed)."""
+    today = (now or utcnow()).date()
+    publish(
+        session,
+        event_type,
+        organization_ids=[contract.studio_id, contract.developer_id],
+        payload_for=lambda who: present_contract(session, contract, who, today=today),
+        path=f"/api/v1/contracts/{contract.id}",
+        object_id=contract.id,
+        now=now,
+    )
+
+
 def signer_role(viewer: Principal, contract: Contract) -> str:
     if viewer.is_operator:
         return "operator"
     if viewer.organization_id == contract.studio_id:
         return "studio"
     return "developer"
-
-
-def signatures_of(session: Session, contract_id: str) -> list[Signature]:
-    return list(
-        session.scalars(
-            select(Signature).where(Signature.contract_id == contract_id).order_by(Signature.id)
-        )
-    )
 
 
 def sign_contract(
@@ -304,6 +308,9 @@ def sign_contract(
         parties=[contract.developer_id],
         data={"role": role, "document_sha256": document_sha256_hex},
     )
+    if role != "operator":
+        session.flush()
+        publish_contract(session, "contract.signature_added", contract, now)
     if role == "operator":
         lock_titles(session, contract.title_ids)
         clashes = exclusivity_clashes(
@@ -333,6 +340,8 @@ def sign_contract(
             parties=[contract.developer_id],
             data={"status": "signed"},
         )
+        session.flush()
+        publish_contract(session, "contract.signed", contract, now)
     session.flush()
     return contract
 
@@ -367,6 +376,7 @@ def terminate_contract(
         data={"reason": reason, "previous_status": status},
     )
     session.flush()
+    publish_contract(session, "contract.terminated", contract, now)
     return contract
 
 
@@ -461,5 +471,7 @@ def expire_contracts(session: Session, *, today: date | None = None) -> list[str
             parties=[contract.developer_id],
             data={"ends_on": contract.ends_on.isoformat(), "was": previous},
         )
+        session.flush()
+        publish_contract(session, "contract.expired", contract)
     session.flush()
     return [contract.id for contract in contracts]

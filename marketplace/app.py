@@ -30,6 +30,7 @@ from marketplace.core.runtime import Runtime
 from marketplace.core.storage import ObjectStorage
 from marketplace.core.web import AppState, init_app
 from marketplace.delivery import routes as delivery_routes
+from marketplace.webhooks import routes as webhook_routes
 from marketplace.worker import routes as job_routes
 
 API_TITLE = "Clearcut marketplace API"
@@ -103,6 +104,7 @@ def create_app(
         delivery_routes.blp,
         billing_routes.blp,
         job_routes.blp,
+        webhook_routes.blp,
     ):
         api.register_blueprint(blueprint)
     return app

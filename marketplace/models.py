@@ -9,5 +9,6 @@ from marketplace.brokering import models as brokering_models  # noqa: F401
 from marketplace.core import idempotency, jobs  # noqa: F401
 from marketplace.core.db import Base
 from marketplace.delivery import models as delivery_models  # noqa: F401
+from marketplace.webhooks import models as webhooks_models  # noqa: F401
 
 metadata = Base.metadata

@@ -144,6 +144,7 @@ for _module in (
     "tests.matrix_billing",
     "tests.matrix_delivery",
     "tests.matrix_jobs",
+    "tests.matrix_webhooks",
 ):
     try:
         ROUTES += importlib.import_module(_module).ROUTES

@@ -14,6 +14,7 @@ PRODUCTION = {
     "STRIPE_WEBHOOK_SECRET": "whsec_live",
     "QUEUE_URL": "redis://queue:6379/0",
     "AUDIT_SIGNING_KEY_FILE": "/run/secrets/audit-signing-key.pem",
+    "WEBHOOK_SECRET_KEY": "Yk6-6vXbYaEjJkP6mWuy1sBHCWqg9Qx3r0aQwq3xS8A=",
 }
 
 
@@ -38,6 +39,7 @@ def test_production_with_every_secret_starts() -> None:
         "STRIPE_API_KEY",
         "STRIPE_WEBHOOK_SECRET",
         "AUDIT_SIGNING_KEY_FILE",
+        "WEBHOOK_SECRET_KEY",
     ],
 )
 def test_production_refuses_a_missing_secret(missing: str) -> None:
@@ -54,6 +56,9 @@ def test_production_refuses_development_defaults() -> None:
     # Workers on several machines share the queue: not a local SQLite file.
     with pytest.raises(ConfigurationError, match="QUEUE_URL"):
         load_settings({k: v for k, v in PRODUCTION.items() if k != "QUEUE_URL"})
+    # Webhook secrets are encrypted with a Fernet key of production's own, never a derived one.
+    with pytest.raises(ConfigurationError, match="WEBHOOK_SECRET_KEY"):
+        load_settings({**PRODUCTION, "WEBHOOK_SECRET_KEY": "not-a-fernet-key"})
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from contracts.models import Contract
+from contracts.service import publish_contract
 from marketplace.audit.service import record_event
 from marketplace.billing.gateway import PaymentGateway
 from marketplace.billing.models import Payment, WebhookEvent
@@ -219,6 +220,7 @@ def _payment_succeeded(
             data={"payment_id": payment.id},
             at=now,
         )
+        publish_contract(session, "contract.activated", contract, now)
     elif contract.status != "active":
         log.warning(
             "payment %s succeeded for contract %s, which is %s: refund by hand",

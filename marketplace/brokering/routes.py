@@ -5,12 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from catalog.clearance import ClearanceCheck
 from catalog.rules import CATALOG_RULES
-from contracts.models import Contract
 from marketplace.accounts.principal import Principal
 from marketplace.brokering import service
 from marketplace.brokering.models import LicenseRequest, Message, Offer
@@ -27,6 +24,7 @@ from marketplace.brokering.schemas import (
     OfferSchema,
     RequestQueryArgsSchema,
 )
+from marketplace.brokering.views import present_message, present_offer, present_request
 from marketplace.core.api import Blueprint, PageArgsSchema
 from marketplace.core.pagination import Page, SortKey, paginate
 from marketplace.core.web import component, current_actor, db, read_only, state
@@ -39,86 +37,6 @@ blp = Blueprint(
 def viewer() -> Principal:
     actor: Principal = current_actor()
     return actor
-
-
-def present_request(session: Session, request: LicenseRequest, who: Principal) -> dict[str, Any]:
-    hidden = service.developer_hidden(session, request, who)
-    return {
-        **{
-            c: getattr(request, c)
-            for c in (
-                "id",
-                "title_ids",
-                "criteria",
-                "uses",
-                "territories",
-                "start",
-                "end",
-                "exclusive",
-                "budget_cents",
-                "currency",
-                "message",
-                "anonymous",
-                "status",
-                "created_at",
-                "closed_at",
-            )
-        },
-        "developer_id": None if hidden else request.developer_id,
-    }
-
-
-def present_offer(session: Session, offer: Offer, who: Principal) -> dict[str, Any]:
-    from marketplace.core.db import utcnow
-
-    contract_id = session.scalar(select(Contract.id).where(Contract.offer_id == offer.id))
-    return {
-        **{
-            c: getattr(offer, c)
-            for c in (
-                "id",
-                "request_id",
-                "studio_id",
-                "title_ids",
-                "uses",
-                "territories",
-                "start",
-                "end",
-                "exclusive",
-                "total_cents",
-                "expires_at",
-                "proposed_by",
-                "brokered",
-                "previous_offer_id",
-                "message",
-                "created_at",
-                "decided_at",
-            )
-        },
-        "pricing": {
-            "model": offer.pricing_model,
-            "amount_cents": offer.amount_cents,
-            "currency": offer.currency,
-        },
-        "quota": {"bytes": offer.quota_bytes, "downloads": offer.quota_downloads},
-        "status": offer.current_status(utcnow()),
-        "contract_id": contract_id,
-    }
-
-
-def present_message(
-    session: Session, message: Message, who: Principal, request: LicenseRequest
-) -> dict[str, Any]:
-    hidden = message.author_kind == "developer" and service.developer_hidden(session, request, who)
-    return {
-        "id": message.id,
-        "request_id": message.request_id,
-        "studio_id": message.studio_id,
-        "author_organization_id": None if hidden else message.author_organization_id,
-        "author_kind": message.author_kind,
-        "body": message.body,
-        "created_at": message.created_at,
-    }
 
 
 def _page(args: dict[str, Any], stmt: Any, key: Any, scope: str) -> Page[Any]:

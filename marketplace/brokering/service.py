@@ -21,9 +21,11 @@ from marketplace.accounts.models import Organization
 from marketplace.accounts.principal import Principal
 from marketplace.audit.service import record_event
 from marketplace.brokering.models import LicenseRequest, Message, Offer, RequestStudio
+from marketplace.brokering.views import present_offer, present_request
 from marketplace.core.db import utcnow
 from marketplace.core.errors import Forbidden, InvalidState, NotFound, ValidationFailed
 from marketplace.core.money import check_chargeable
+from marketplace.webhooks.service import publish
 
 DEFAULT_OFFER_LIFETIME = timedelta(days=14)
 BYTES_PER_GB = 1_000_000_000
@@ -137,6 +139,20 @@ def create_request(session: Session, viewer: Principal, data: dict[str, Any]) ->
         organization_id=viewer.organization_id,
         data={"titles": len(title_ids), "anonymous": request.anonymous},
     )
+    # The studios it concerns, as visible_requests decides: those owning a title it names, or
+    # every studio for a brief by criteria alone.
+    if title_ids:
+        concerned = select(RequestStudio.studio_id).where(RequestStudio.request_id == request.id)
+    else:
+        concerned = select(Organization.id).where(Organization.kind == "studio")
+    publish(
+        session,
+        "license_request.received",
+        organization_ids=session.scalars(concerned),
+        payload_for=lambda who: present_request(session, request, who),
+        path=f"/api/v1/license-requests/{request.id}",
+        object_id=request.id,
+    )
     return request
 
 
@@ -164,22 +180,6 @@ def close_request(
         organization_id=request.developer_id,
     )
     return request
-
-
-def developer_hidden(session: Session, request: LicenseRequest, viewer: Principal) -> bool:
-    """True while a studio must not learn who an anonymous request comes from."""
-    if not request.anonymous or not viewer.is_studio:
-        return False
-    signed = session.scalar(
-        select(
-            exists().where(
-                Contract.request_id == request.id,
-                Contract.studio_id == viewer.organization_id,
-                Contract.signed_at.is_not(None),
-            )
-        )
-    )
-    return not signed
 
 
 # ---------------------------------------------------------------- offers
@@ -362,6 +362,7 @@ def _new_offer(
             "brokered": offer.brokered,
         },
     )
+    _publish_offer(session, "offer.countered" if previous else "offer.made", offer)
     return offer
 
 
@@ -422,6 +423,21 @@ def _transition(session: Session, offer: Offer, new_status: str, now: datetime) 
         session.refresh(offer)
         raise InvalidState(f"the offer is {offer.current_status(now)}, no longer open")
     session.refresh(offer)
+
+
+def _publish_offer(
+    session: Session, event_type: str, offer: Offer, now: datetime | None = None
+) -> None:
+    """Tell both parties' webhooks, each with the offer as the API shows it to them."""
+    publish(
+        session,
+        event_type,
+        organization_ids=[offer.studio_id, offer.developer_id],
+        payload_for=lambda who: present_offer(session, offer, who),
+        path=f"/api/v1/offers/{offer.id}",
+        object_id=offer.id,
+        now=now,
+    )
 
 
 def _receiving_side(offer: Offer) -> str:
@@ -541,6 +557,7 @@ def accept_offer(
         ),
         now=now,
     )
+    _publish_offer(session, "offer.accepted", offer, now)  # its view names the contract
     return offer, contract
 
 
@@ -561,6 +578,7 @@ def reject_offer(
         organization_id=offer.studio_id,
         parties=[offer.developer_id],
     )
+    _publish_offer(session, "offer.rejected", offer, now)
     return offer
 
 
@@ -581,6 +599,7 @@ def withdraw_offer(
         organization_id=offer.studio_id,
         parties=[offer.developer_id],
     )
+    _publish_offer(session, "offer.withdrawn", offer, now)
     return offer
 
 
@@ -667,5 +686,6 @@ def expire_offers(session: Session, *, now: datetime | None = None) -> list[str]
             data={"request_id": offer.request_id, "expires_at": offer.expires_at.isoformat()},
             at=now,
         )
+        _publish_offer(session, "offer.expired", offer, now)
     session.flush()
     return [offer.id for offer in offers]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -15,6 +14,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from marketplace.core import json_input
+from marketplace.core.db import format_utc
 from marketplace.core.errors import BadRequest
 from marketplace.core.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -154,14 +154,6 @@ def page_of(item: type[ma.Schema], name: str) -> type[ma.Schema]:
             "next_cursor": ma.fields.String(allow_none=True, required=True),
         },
     )
-
-
-def format_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a `Z` (`2026-11-29T05:20:38.123456Z`; no fraction when whole)."""
-    if value.tzinfo is not None and value.utcoffset():
-        value = value.astimezone(UTC)
-    # isoformat() is several times faster than strftime(), which a page calls 50 times.
-    return value.replace(tzinfo=None).isoformat() + "Z"
 
 
 class UTCDateTime(ma.fields.DateTime):

@@ -86,6 +86,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def format_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a `Z` (`2026-11-29T05:20:38.123456Z`; no fraction when whole)."""
+    if value.tzinfo is not None and value.utcoffset():
+        value = value.astimezone(UTC)
+    # isoformat() is several times faster than strftime(), which a page calls 50 times.
+    return value.replace(tzinfo=None).isoformat() + "Z"
+
+
 def id_column(prefix: str) -> Mapped[str]:
     """A primary key holding a prefixed opaque id, generated in Python."""
     from marketplace.core.ids import new_id

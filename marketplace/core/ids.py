@@ -33,6 +33,8 @@ PREFIXES = frozenset(
         "evt",
         "idem",
         "whk",
+        "whe",
+        "whd",
     }
 )
 

@@ -223,10 +223,12 @@ def record_failure(
     *,
     now: datetime,
     max_attempts: int | None = None,
+    backoff: Callable[[int], float] = backoff_seconds,
 ) -> float | None:
     """After a failed attempt (the handler's unit of work rolled back): queue the job again
-    after its backoff and return the delay, or leave it `failed` and return None. The job's
-    own limit applies, or the handler's (`max_attempts`) where lower."""
+    after its backoff (the handler's schedule, if it has one) and return the delay, or leave
+    it `failed` and return None. The job's own limit applies, or the handler's
+    (`max_attempts`) where lower."""
     job = session.get(Job, job_id, populate_existing=True)
     if job is None:
         return None
@@ -238,7 +240,7 @@ def record_failure(
         session.flush()
         log.error("job %s (%s) failed for good: %s", job.id, job.name, text)
         return None
-    delay = backoff_seconds(job.attempts)
+    delay = backoff(job.attempts)
     job.status, job.run_after = "queued", now + timedelta(seconds=delay)
     session.flush()
     log.warning("job %s (%s) failed, attempt %s: %s", job.id, job.name, job.attempts, text)
@@ -292,3 +294,6 @@ class Handler:
     name: str
     run: Callable[[Any, dict[str, Any]], None]
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    # Delay before the next attempt after n failed ones (webhook deliveries spread theirs over
+    # days).
+    backoff: Callable[[int], float] = backoff_seconds

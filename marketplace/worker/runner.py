@@ -11,7 +11,14 @@ from typing import Any
 
 from sqlalchemy import update
 
-from marketplace.core.jobs import Handler, Job, claim, record_failure, renew_lease
+from marketplace.core.jobs import (
+    Handler,
+    Job,
+    backoff_seconds,
+    claim,
+    record_failure,
+    renew_lease,
+)
 from marketplace.core.runtime import Runtime, UnitOfWork
 
 log = logging.getLogger("marketplace.worker")
@@ -66,6 +73,7 @@ class JobRunner:
                     exc,
                     now=runtime.clock(),
                     max_attempts=handler.max_attempts if handler is not None else None,
+                    backoff=handler.backoff if handler is not None else backoff_seconds,
                 )
             if delay is not None and runtime.queue is not None:
                 try:

@@ -19,6 +19,9 @@ from marketplace.audit.sealing import seal_pending
 from marketplace.brokering.service import expire_offers
 from marketplace.core.errors import DomainError
 from marketplace.core.jobs import Handler, Job, enqueue
+from marketplace.webhooks.crypto import secret_box
+from marketplace.webhooks.deliver import attempt_delivery
+from marketplace.webhooks.service import DELIVERY_ATTEMPTS, DELIVERY_JOB, retry_delay
 from marketplace.worker.runner import JobContext
 
 
@@ -105,6 +108,21 @@ def _seal_audit_log(ctx: JobContext, args: dict[str, Any]) -> None:
     )
 
 
+def _deliver_webhook(ctx: JobContext, args: dict[str, Any]) -> None:
+    """One attempt of one webhook delivery; a non-2xx answer or none fails the job, retried
+    on the delivery's schedule (about 3 days)."""
+    runtime = ctx.runtime
+    attempt_delivery(
+        unit_of_work=runtime.unit_of_work,
+        session=ctx.uow.session,
+        box=secret_box(runtime.settings),
+        clock=runtime.clock,
+        production=runtime.settings.is_production,
+        delivery_id=args["delivery_id"],
+        attempt=ctx.attempt,
+    )
+
+
 HANDLERS: tuple[Handler, ...] = (
     Handler("offers.expire", _expire_offers),
     Handler("contracts.expire", _expire_contracts),
@@ -113,6 +131,7 @@ HANDLERS: tuple[Handler, ...] = (
     Handler(IMPORT_JOB, _import_catalog),
     # A failed run is not retried: the next period's run (or the minute's) seals the same events.
     Handler("audit.seal", _seal_audit_log, max_attempts=1),
+    Handler(DELIVERY_JOB, _deliver_webhook, max_attempts=DELIVERY_ATTEMPTS, backoff=retry_delay),
 )
 
 

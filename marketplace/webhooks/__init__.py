@@ -1,0 +1,1 @@
+"""Webhooks: organizations' endpoints, the events they receive, and their signed delivery."""
