@@ -56,6 +56,27 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
 
 
+@pytest.fixture(autouse=True)
+def _apps_leave_no_connection(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Dispose of the engines the test's apps and runtimes built (create_app without a session
+    factory): their pooled psycopg connections, left to the garbage collector, warn
+    ResourceWarning in whichever later test the collector happens to run."""
+    import marketplace.bootstrap as bootstrap
+
+    made: list[Engine] = []
+    real = bootstrap.make_engine
+
+    def tracked(*args: Any, **kwargs: Any) -> Engine:
+        engine = real(*args, **kwargs)
+        made.append(engine)
+        return engine
+
+    monkeypatch.setattr(bootstrap, "make_engine", tracked)
+    yield
+    for engine in made:
+        engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(database_url: str) -> Iterator[Engine]:
     eng = make_engine(database_url)
