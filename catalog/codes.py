@@ -8,10 +8,16 @@ from functools import lru_cache
 import pycountry
 
 __all__ = [
+    "CURRENCY_CODES",
+    "LANGUAGE_CODES",
+    "TERRITORY_CODES",
     "WORLDWIDE",
+    "currency_doc",
+    "language_doc",
     "normalize_currency",
     "normalize_language",
     "normalize_territory",
+    "territory_doc",
 ]
 
 WORLDWIDE = "WW"
@@ -156,16 +162,18 @@ LANGUAGE_CODES: tuple[str, ...] = tuple(
 )
 
 
-def territory_doc(description: str = "ISO 3166-1 alpha-2 code, or WW for worldwide.") -> dict:
+def territory_doc(
+    description: str = "ISO 3166-1 alpha-2 code, or WW for worldwide.",
+) -> dict[str, object]:
     """OpenAPI metadata of a territory field (marshmallow `metadata=`)."""
     return {"enum": list(TERRITORY_CODES), "description": description}
 
 
-def currency_doc(description: str = "ISO 4217 code, lower case.") -> dict:
+def currency_doc(description: str = "ISO 4217 code, lower case.") -> dict[str, object]:
     return {"enum": list(CURRENCY_CODES), "description": description}
 
 
 def language_doc(
     description: str = "ISO 639-1 code (a BCP 47 tag such as pt-BR is accepted too).",
-) -> dict:
+) -> dict[str, object]:
     return {"enum": list(LANGUAGE_CODES), "description": description}

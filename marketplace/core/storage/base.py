@@ -19,24 +19,6 @@ from typing import BinaryIO, Protocol, runtime_checkable
 
 from botocore.exceptions import ClientError
 
-__all__ = [
-    "CHECKSUM_HEADER",
-    "MAX_PARTS",
-    "MAX_PRESIGN_SECONDS",
-    "READ_CHUNK_BYTES",
-    "MultipartRefused",
-    "ObjectChanged",
-    "ObjectInfo",
-    "ObjectMissing",
-    "ObjectStorage",
-    "PartDone",
-    "StorageUnavailable",
-    "attachment_disposition",
-    "range_headers",
-    "sha256_hex_to_base64",
-    "upload_headers",
-]
-
 #: The header an uploader sends with the base64 SHA-256 of the body; signed into upload URLs.
 CHECKSUM_HEADER = "x-amz-checksum-sha256"
 
